@@ -1,0 +1,481 @@
+//! Datasets on disk: one text file per split, a JSON header line, then one example per line.
+//!
+//! ```text
+//! {"format":"dpcot-dataset","version":1,"task":{"task":"lis",...},"split":"train",...}
+//! 20 30 10 40 31 <sep> 1 2 1 3 3 <sep> 3
+//! ...
+//! ```
+//!
+//! Example lines are exactly the reference benchmark's format (space-separated words, the
+//! loader appends `<eos>`), so dropping the header line gives its files. Files are written to a
+//! temporary file and renamed, so a reader never sees half a dataset; the header's `count`
+//! catches a file truncated later.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rand::distr::{weighted::WeightedIndex, Distribution};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::task::{DpTask, Example, Task, TaskSpec};
+use crate::vocab::EOS;
+use crate::TaskError;
+
+pub const FORMAT: &str = "dpcot-dataset";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+
+    /// The file of this split inside a dataset directory.
+    pub fn path_in(self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.txt", self.as_str()))
+    }
+}
+
+/// The first line of a dataset file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetHeader {
+    pub format: String,
+    pub version: u32,
+    pub task: TaskSpec,
+    pub split: Split,
+    pub seed: u64,
+    pub count: usize,
+    /// Whether the split mixes in smaller sizes (arithmetic only; share ∝ number of operators).
+    #[serde(default)]
+    pub mix_smaller: bool,
+    pub max_len: usize,
+    pub vocab: Vec<String>,
+}
+
+/// One split of a dataset, in memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub header: DatasetHeader,
+    pub examples: Vec<Example>,
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateConfig {
+    pub task: TaskSpec,
+    pub train: usize,
+    pub test: usize,
+    pub seed: u64,
+    /// Arithmetic only: draw the training set's operator count i from 1..=N with share ∝ i,
+    /// as the reference does. The test set always has the full size.
+    #[serde(default)]
+    pub mix_smaller: bool,
+}
+
+/// Generates a train and a test split; no test example occurs in the train split. The same
+/// config gives the same examples. `progress` is told how many examples are done so far.
+pub fn generate(
+    config: &GenerateConfig,
+    mut progress: impl FnMut(usize),
+) -> Result<(Dataset, Dataset), TaskError> {
+    let task = config.task.build()?;
+    let sizes = match (&task, config.mix_smaller) {
+        (_, false) => None,
+        (Task::Arithmetic(a), true) => {
+            let weights: Vec<usize> = (1..=a.operators()).collect();
+            Some(WeightedIndex::new(weights).expect("weights 1..=N are positive"))
+        }
+        (_, true) => {
+            return Err(TaskError::invalid(
+                "mix_smaller",
+                true,
+                format!("only arithmetic mixes smaller sizes, not {}", task.name()),
+            ))
+        }
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    const REPORT_EVERY: usize = 4096;
+
+    let mut test = Vec::with_capacity(config.test);
+    for i in 0..config.test {
+        test.push(task.generate(&mut rng));
+        if i.is_multiple_of(REPORT_EVERY) {
+            progress(i);
+        }
+    }
+    let held_out: HashSet<&[u32]> = test.iter().map(|e| e.tokens.as_slice()).collect();
+
+    let mut train = Vec::with_capacity(config.train);
+    // Small problem spaces can be exhausted by the test set; give up rather than loop forever.
+    let max_attempts = 20 * config.train + 10_000;
+    let mut attempts = 0;
+    while train.len() < config.train {
+        if attempts == max_attempts {
+            return Err(TaskError::SpaceExhausted {
+                split: "train",
+                wanted: config.train,
+                found: train.len(),
+                attempts,
+            });
+        }
+        attempts += 1;
+        let example = match (&task, &sizes) {
+            (Task::Arithmetic(a), Some(sizes)) => {
+                a.generate_with(sizes.sample(&mut rng) + 1, &mut rng)
+            }
+            _ => task.generate(&mut rng),
+        };
+        if held_out.contains(example.tokens.as_slice()) {
+            continue;
+        }
+        train.push(example);
+        if train.len().is_multiple_of(REPORT_EVERY) {
+            progress(config.test + train.len());
+        }
+    }
+    progress(config.test + config.train);
+
+    let header = |split, count, mix_smaller| DatasetHeader {
+        format: FORMAT.to_string(),
+        version: VERSION,
+        task: config.task.clone(),
+        split,
+        seed: config.seed,
+        count,
+        mix_smaller,
+        max_len: task.max_len(),
+        vocab: task.vocab().words().to_vec(),
+    };
+    Ok((
+        Dataset {
+            header: header(Split::Train, train.len(), config.mix_smaller),
+            examples: train,
+        },
+        Dataset {
+            header: header(Split::Test, test.len(), false),
+            examples: test,
+        },
+    ))
+}
+
+impl Dataset {
+    /// The task this dataset was generated for.
+    pub fn task(&self) -> Result<Task, TaskError> {
+        self.header.task.build()
+    }
+
+    /// Writes the dataset atomically: a temporary file in the same directory, then a rename.
+    pub fn write(&self, path: &Path) -> Result<(), TaskError> {
+        let task = self.task()?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(TaskError::io(dir))?;
+        let file = tempfile::NamedTempFile::new_in(dir).map_err(TaskError::io(dir))?;
+        let mut out = BufWriter::new(file);
+        let write_all = |out: &mut BufWriter<tempfile::NamedTempFile>| -> std::io::Result<()> {
+            serde_json::to_writer(&mut *out, &self.header)?;
+            out.write_all(b"\n")?;
+            let vocab = task.vocab();
+            for example in &self.examples {
+                // `<eos>` is left out, as in the reference files; the reader appends it.
+                let body = example
+                    .tokens
+                    .strip_suffix(&[EOS])
+                    .unwrap_or(&example.tokens);
+                out.write_all(vocab.decode(body).as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        };
+        write_all(&mut out).map_err(TaskError::io(path))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| TaskError::io(path)(e.into_error()))?;
+        file.as_file().sync_all().map_err(TaskError::io(path))?;
+        file.persist(path)
+            .map_err(|e| TaskError::io(path)(e.error))?;
+        Ok(())
+    }
+
+    /// Reads a dataset file, checking its header, every line and the example count.
+    pub fn read(path: &Path) -> Result<Self, TaskError> {
+        let malformed = |line: usize, reason: String| TaskError::MalformedDataset {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let file = File::open(path).map_err(TaskError::io(path))?;
+        let mut lines = BufReader::new(file).lines();
+        let first = lines
+            .next()
+            .ok_or_else(|| malformed(1, "empty file, expected a dataset header".into()))?
+            .map_err(TaskError::io(path))?;
+        let header: DatasetHeader = serde_json::from_str(&first)
+            .map_err(|e| malformed(1, format!("not a dpcot dataset header: {e}")))?;
+        if header.format != FORMAT || header.version != VERSION {
+            return Err(malformed(
+                1,
+                format!(
+                    "format `{}` version {}, expected `{FORMAT}` version {VERSION}",
+                    header.format, header.version
+                ),
+            ));
+        }
+        let task = header
+            .task
+            .build()
+            .map_err(|e| malformed(1, format!("invalid task in header: {e}")))?;
+        if header.vocab != task.vocab().words() {
+            return Err(malformed(
+                1,
+                format!(
+                    "the header's vocabulary is not the {} vocabulary",
+                    task.name()
+                ),
+            ));
+        }
+
+        let mut examples = Vec::with_capacity(header.count);
+        for (i, line) in lines.enumerate() {
+            let number = i + 2;
+            let line = line.map_err(TaskError::io(path))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let example = task
+                .parse_example(&line)
+                .map_err(|e| malformed(number, e.to_string()))?;
+            if example.tokens.len() > task.max_len() {
+                return Err(malformed(
+                    number,
+                    format!(
+                        "{} tokens, longer than the task's maximum {}",
+                        example.tokens.len(),
+                        task.max_len()
+                    ),
+                ));
+            }
+            examples.push(example);
+        }
+        if examples.len() != header.count {
+            return Err(TaskError::TruncatedDataset {
+                path: path.to_path_buf(),
+                expected: header.count,
+                found: examples.len(),
+            });
+        }
+        Ok(Self { header, examples })
+    }
+
+    /// Reads a dataset file and checks that it holds `split` of `task`.
+    pub fn read_expecting(path: &Path, task: &TaskSpec, split: Split) -> Result<Self, TaskError> {
+        let dataset = Self::read(path)?;
+        let mismatch = |reason: String| TaskError::DatasetMismatch {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if &dataset.header.task != task {
+            return Err(mismatch(format!(
+                "it holds {:?}, asked for {:?}",
+                dataset.header.task, task
+            )));
+        }
+        if dataset.header.split != split {
+            return Err(mismatch(format!(
+                "it is the {} split, asked for {}",
+                dataset.header.split.as_str(),
+                split.as_str()
+            )));
+        }
+        Ok(dataset)
+    }
+}
+
+/// Writes `train.txt` and `test.txt` into `dir`.
+pub fn write_dir(dir: &Path, train: &Dataset, test: &Dataset) -> Result<(), TaskError> {
+    train.write(&Split::Train.path_in(dir))?;
+    test.write(&Split::Test.path_in(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskOptions;
+
+    fn config(name: &str, size: usize, train: usize, test: usize) -> GenerateConfig {
+        GenerateConfig {
+            task: TaskSpec::from_name(name, size, &TaskOptions::default()).unwrap(),
+            train,
+            test,
+            seed: 7,
+            mix_smaller: false,
+        }
+    }
+
+    #[test]
+    fn write_then_read_gives_the_same_examples() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["arithmetic", "lis", "ed"] {
+            let (train, test) = generate(&config(name, 3, 200, 50), |_| {}).unwrap();
+            write_dir(dir.path(), &train, &test).unwrap();
+            let back = Dataset::read_expecting(
+                &Split::Train.path_in(dir.path()),
+                &train.header.task,
+                Split::Train,
+            )
+            .unwrap();
+            assert_eq!(back.header, train.header);
+            assert_eq!(back.examples, train.examples, "{name}");
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_byte_identical_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("ed", 4, 300, 30);
+        let write = |sub: &str| {
+            let (train, test) = generate(&cfg, |_| {}).unwrap();
+            write_dir(&dir.path().join(sub), &train, &test).unwrap();
+            std::fs::read(Split::Train.path_in(&dir.path().join(sub))).unwrap()
+        };
+        assert_eq!(write("a"), write("b"));
+        let other = generate(
+            &GenerateConfig {
+                seed: 8,
+                ..cfg.clone()
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_ne!(other.0.examples, generate(&cfg, |_| {}).unwrap().0.examples);
+    }
+
+    #[test]
+    fn test_examples_never_occur_in_train() {
+        // LIS n = 2 over a small range has few distinct examples: collisions are certain.
+        let mut cfg = config("lis", 2, 2000, 100);
+        cfg.task = TaskSpec::Lis {
+            length: 2,
+            range: 10,
+            window: None,
+        };
+        let (train, test) = generate(&cfg, |_| {}).unwrap();
+        let held: HashSet<_> = test.examples.iter().map(|e| &e.tokens).collect();
+        assert!(train.examples.iter().all(|e| !held.contains(&e.tokens)));
+        assert_eq!(train.examples.len(), 2000);
+    }
+
+    #[test]
+    fn an_exhausted_space_is_an_error_not_a_hang() {
+        let mut cfg = config("lis", 1, 10, 500);
+        cfg.task = TaskSpec::Lis {
+            length: 1,
+            range: 4,
+            window: None,
+        };
+        let err = generate(&cfg, |_| {}).unwrap_err();
+        assert!(matches!(err, TaskError::SpaceExhausted { .. }), "{err}");
+    }
+
+    #[test]
+    fn mixing_smaller_sizes_follows_the_reference_shares() {
+        let mut cfg = config("arithmetic", 4, 4000, 10);
+        cfg.mix_smaller = true;
+        let (train, test) = generate(&cfg, |_| {}).unwrap();
+        let ops = |e: &Example| e.prompt().iter().filter(|&&t| (3..=6).contains(&t)).count();
+        let mut counts = [0usize; 5];
+        for e in &train.examples {
+            counts[ops(e)] += 1;
+        }
+        // Shares 1:2:3:4 out of 10.
+        for (i, &c) in counts.iter().enumerate().skip(1) {
+            let expected = 4000.0 * i as f64 / 10.0;
+            assert!((c as f64 - expected).abs() < 0.15 * expected, "{counts:?}");
+        }
+        assert!(test.examples.iter().all(|e| ops(e) == 4));
+        assert!(generate(
+            &GenerateConfig {
+                mix_smaller: true,
+                ..config("lis", 4, 10, 10)
+            },
+            |_| {}
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn damaged_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, _) = generate(&config("lis", 4, 20, 5), |_| {}).unwrap();
+        let path = dir.path().join("train.txt");
+        train.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+
+        let truncated: String = text.lines().take(10).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, truncated).unwrap();
+        assert!(matches!(
+            Dataset::read(&path),
+            Err(TaskError::TruncatedDataset {
+                expected: 20,
+                found: 9,
+                ..
+            })
+        ));
+
+        let (header, body) = text.split_once('\n').unwrap();
+        std::fs::write(
+            &path,
+            format!("{header}\n{}", body.replacen("<sep>", "<sop>", 1)),
+        )
+        .unwrap();
+        let err = Dataset::read(&path).unwrap_err();
+        assert!(
+            matches!(err, TaskError::MalformedDataset { line: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("<sop>"), "{err}");
+
+        std::fs::write(&path, "not json\n").unwrap();
+        assert!(matches!(
+            Dataset::read(&path),
+            Err(TaskError::MalformedDataset { line: 1, .. })
+        ));
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(
+            Dataset::read(&path),
+            Err(TaskError::MalformedDataset { line: 1, .. })
+        ));
+        assert!(matches!(
+            Dataset::read(&dir.path().join("missing.txt")),
+            Err(TaskError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dataset_of_another_task_or_split_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = generate(&config("lis", 4, 20, 5), |_| {}).unwrap();
+        write_dir(dir.path(), &train, &test).unwrap();
+        let other = TaskSpec::from_name("lis", 5, &TaskOptions::default()).unwrap();
+        let path = Split::Train.path_in(dir.path());
+        let err = Dataset::read_expecting(&path, &other, Split::Train).unwrap_err();
+        assert!(matches!(err, TaskError::DatasetMismatch { .. }), "{err}");
+        let err = Dataset::read_expecting(&path, &train.header.task, Split::Test).unwrap_err();
+        assert!(err.to_string().contains("train split"), "{err}");
+    }
+}

@@ -1,0 +1,37 @@
+//! # dpcot-tasks
+//!
+//! The dynamic-programming tasks whose chains of thought dpcot trains on, in the formats of the
+//! reference benchmark of Feng et al. 2023 (*Towards Revealing the Mystery behind Chain of
+//! Thought*): **Arithmetic** over Z_p, **LIS** and **Edit Distance**, plus their m-local
+//! variants (windowed LIS, banded edit distance). For each: a generator, the vocabulary and
+//! tokenizer, a reference solver, a CoT checker that finds the first wrong step, and datasets
+//! on disk.
+//!
+//! ```
+//! use dpcot_tasks::{DpTask, TaskOptions, TaskSpec};
+//! use rand::SeedableRng;
+//!
+//! let task = TaskSpec::from_name("lis", 8, &TaskOptions::default())?.build()?;
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+//! let example = task.generate(&mut rng);
+//! println!("{}", task.vocab().decode(&example.tokens));
+//!
+//! let report = task.check(example.prompt(), example.completion())?;
+//! assert!(report.is_correct() && report.answer_correct);
+//! # Ok::<(), dpcot_tasks::TaskError>(())
+//! ```
+
+pub mod arithmetic;
+pub mod check;
+pub mod dataset;
+pub mod edit_distance;
+mod error;
+pub mod lis;
+pub mod task;
+pub mod vocab;
+
+pub use check::{CheckReport, WrongKind, WrongStep};
+pub use dataset::{generate, Dataset, DatasetHeader, GenerateConfig, Split};
+pub use error::TaskError;
+pub use task::{DpTask, Example, Task, TaskOptions, TaskSpec};
+pub use vocab::{TokenId, Vocab};

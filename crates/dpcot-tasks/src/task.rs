@@ -1,0 +1,352 @@
+//! The `DpTask` abstraction and the serde description of a task.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::arithmetic::Arithmetic;
+use crate::check::CheckReport;
+use crate::edit_distance::EditDistance;
+use crate::lis::Lis;
+use crate::vocab::{TokenId, Vocab, EOS};
+use crate::TaskError;
+
+/// Longest sequence any task may produce; beyond it a size is rejected as unreasonable.
+pub const MAX_SEQUENCE_LEN: usize = 1 << 16;
+
+/// One example: the prompt, its chain of thought, the answer and `<eos>`, as token ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Example {
+    /// The whole sequence, ending with `<eos>`.
+    pub tokens: Vec<TokenId>,
+    /// Tokens up to and including the first separator; the loss is masked to the rest.
+    pub prompt_len: usize,
+}
+
+impl Example {
+    /// The input part, ending with the first separator.
+    pub fn prompt(&self) -> &[TokenId] {
+        &self.tokens[..self.prompt_len]
+    }
+
+    /// The supervised part: chain of thought, answer and `<eos>`.
+    pub fn completion(&self) -> &[TokenId] {
+        &self.tokens[self.prompt_len..]
+    }
+}
+
+/// A dynamic-programming task whose chain of thought writes every DP state, then the answer.
+pub trait DpTask: Send + Sync {
+    /// Short name with its knobs, e.g. `lis-16` or `ed-12-band2`.
+    fn name(&self) -> String;
+
+    /// The serde description this task was built from.
+    fn spec(&self) -> TaskSpec;
+
+    fn vocab(&self) -> &Vocab;
+
+    /// The token ending the prompt (`=` for arithmetic, `<sep>` otherwise).
+    fn separator(&self) -> TokenId;
+
+    /// Longest sequence (with `<eos>`) this task can generate: the paper's problem size L.
+    fn max_len(&self) -> usize;
+
+    /// Draws one example.
+    fn generate(&self, rng: &mut dyn RngCore) -> Example;
+
+    /// Checks a produced completion (everything after the prompt) against the prompt.
+    ///
+    /// Errors only when the prompt itself is not a valid problem of this task; anything wrong
+    /// in the completion is reported in the [`CheckReport`].
+    fn check(&self, prompt: &[TokenId], completion: &[TokenId]) -> Result<CheckReport, TaskError>;
+
+    /// For a right example, the step each completion token belongs to (a step owns its tokens
+    /// and the separator that ends it; the answer and `<eos>` are the last step). Used to turn
+    /// the first wrong token under teacher forcing into the first wrong step.
+    fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError>;
+
+    /// Splits a whole sequence at its first separator and checks the rest.
+    fn check_sequence(&self, tokens: &[TokenId]) -> Result<CheckReport, TaskError> {
+        let prompt_len = self.prompt_len(tokens)?;
+        self.check(&tokens[..prompt_len], &tokens[prompt_len..])
+    }
+
+    /// Length of the prompt of `tokens`: up to and including the first separator.
+    fn prompt_len(&self, tokens: &[TokenId]) -> Result<usize, TaskError> {
+        tokens
+            .iter()
+            .position(|&t| t == self.separator())
+            .map(|i| i + 1)
+            .ok_or_else(|| TaskError::InvalidPrompt {
+                task: self.name(),
+                reason: format!(
+                    "no separator `{}` in the sequence",
+                    self.vocab().word(self.separator())
+                ),
+            })
+    }
+
+    /// Parses a whole example from text (space-separated words; `<eos>` is appended when
+    /// missing, as the reference loader does).
+    fn parse_example(&self, text: &str) -> Result<Example, TaskError> {
+        let mut tokens = self.vocab().encode(&self.name(), text)?;
+        if tokens.last() != Some(&EOS) {
+            tokens.push(EOS);
+        }
+        let prompt_len = self.prompt_len(&tokens)?;
+        Ok(Example { tokens, prompt_len })
+    }
+}
+
+/// Which task, with its knobs. This is what configs, dataset headers and results record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum TaskSpec {
+    /// Evaluate an expression over Z_p with `operators` operators, one operator per step.
+    Arithmetic { operators: usize, modulus: u32 },
+    /// Longest increasing subsequence of `length` numbers drawn below `range`; with a
+    /// `window`, dp_i looks back only `window` positions (the m-local variant).
+    Lis {
+        length: usize,
+        range: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<usize>,
+    },
+    /// Weighted edit distance of two strings of about `length` letters, the DP table written
+    /// row by row; with a `band`, only cells with |i − j| ≤ band exist (the local variant).
+    EditDistance {
+        length: usize,
+        /// Number of integer tokens, `0..numbers`.
+        numbers: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        band: Option<usize>,
+    },
+}
+
+/// The task names the command line accepts.
+pub const TASK_NAMES: &str = "arithmetic, lis, ed";
+
+/// Optional knobs for [`TaskSpec::from_name`]; `None` takes the task's default.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    /// Arithmetic modulus (prime). Default 11.
+    pub modulus: Option<u32>,
+    /// LIS number range R (inputs in `[n+1, R-1]`). Default max(250, n + 150).
+    pub range: Option<u32>,
+    /// LIS locality window m.
+    pub window: Option<usize>,
+    /// Edit-distance number tokens. Default max(60, largest reachable value + 1).
+    pub numbers: Option<u32>,
+    /// Edit-distance band w.
+    pub band: Option<usize>,
+}
+
+impl TaskSpec {
+    /// Builds a spec from a task name, its size knob and optional knobs, with the reference
+    /// benchmark's defaults for anything not given.
+    pub fn from_name(name: &str, size: usize, options: &TaskOptions) -> Result<Self, TaskError> {
+        let reject = |field: &'static str, given: bool| {
+            if given {
+                Err(TaskError::invalid(
+                    field,
+                    "given",
+                    format!("task `{name}` has no `{field}` knob"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let spec = match name.to_ascii_lowercase().as_str() {
+            "arithmetic" | "arith" => {
+                reject("range", options.range.is_some())?;
+                reject("window", options.window.is_some())?;
+                reject("numbers", options.numbers.is_some())?;
+                reject("band", options.band.is_some())?;
+                TaskSpec::Arithmetic {
+                    operators: size,
+                    modulus: options.modulus.unwrap_or(Arithmetic::DEFAULT_MODULUS),
+                }
+            }
+            "lis" => {
+                reject("modulus", options.modulus.is_some())?;
+                reject("numbers", options.numbers.is_some())?;
+                reject("band", options.band.is_some())?;
+                TaskSpec::Lis {
+                    length: size,
+                    range: options.range.unwrap_or_else(|| Lis::default_range(size)),
+                    window: options.window,
+                }
+            }
+            "ed" | "edit-distance" | "edit_distance" => {
+                reject("modulus", options.modulus.is_some())?;
+                reject("range", options.range.is_some())?;
+                reject("window", options.window.is_some())?;
+                TaskSpec::EditDistance {
+                    length: size,
+                    numbers: options
+                        .numbers
+                        .unwrap_or_else(|| EditDistance::default_numbers(size, options.band)),
+                    band: options.band,
+                }
+            }
+            _ => {
+                return Err(TaskError::UnknownTask {
+                    name: name.to_string(),
+                    expected: TASK_NAMES,
+                })
+            }
+        };
+        Ok(spec)
+    }
+
+    /// The size knob: operators, or input length.
+    pub fn size(&self) -> usize {
+        match *self {
+            TaskSpec::Arithmetic { operators, .. } => operators,
+            TaskSpec::Lis { length, .. } | TaskSpec::EditDistance { length, .. } => length,
+        }
+    }
+
+    /// Validates the knobs and builds the task.
+    pub fn build(&self) -> Result<Task, TaskError> {
+        Task::new(self)
+    }
+}
+
+/// Any of the tasks, behind one [`DpTask`] interface.
+#[derive(Debug, Clone)]
+pub enum Task {
+    Arithmetic(Arithmetic),
+    Lis(Lis),
+    EditDistance(EditDistance),
+}
+
+impl Task {
+    pub fn new(spec: &TaskSpec) -> Result<Self, TaskError> {
+        let task = match *spec {
+            TaskSpec::Arithmetic { operators, modulus } => {
+                Task::Arithmetic(Arithmetic::new(operators, modulus)?)
+            }
+            TaskSpec::Lis {
+                length,
+                range,
+                window,
+            } => Task::Lis(Lis::new(length, range, window)?),
+            TaskSpec::EditDistance {
+                length,
+                numbers,
+                band,
+            } => Task::EditDistance(EditDistance::new(length, numbers, band)?),
+        };
+        let max_len = task.max_len();
+        if max_len > MAX_SEQUENCE_LEN {
+            return Err(TaskError::invalid(
+                "size",
+                spec.size(),
+                format!(
+                    "sequences would reach {max_len} tokens, past the supported {MAX_SEQUENCE_LEN}"
+                ),
+            ));
+        }
+        Ok(task)
+    }
+
+    fn inner(&self) -> &dyn DpTask {
+        match self {
+            Task::Arithmetic(t) => t,
+            Task::Lis(t) => t,
+            Task::EditDistance(t) => t,
+        }
+    }
+}
+
+impl DpTask for Task {
+    fn name(&self) -> String {
+        self.inner().name()
+    }
+    fn spec(&self) -> TaskSpec {
+        self.inner().spec()
+    }
+    fn vocab(&self) -> &Vocab {
+        self.inner().vocab()
+    }
+    fn separator(&self) -> TokenId {
+        self.inner().separator()
+    }
+    fn max_len(&self) -> usize {
+        self.inner().max_len()
+    }
+    fn generate(&self, rng: &mut dyn RngCore) -> Example {
+        self.inner().generate(rng)
+    }
+    fn check(&self, prompt: &[TokenId], completion: &[TokenId]) -> Result<CheckReport, TaskError> {
+        self.inner().check(prompt, completion)
+    }
+    fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError> {
+        self.inner().steps_of(example)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_build_specs_with_reference_defaults() {
+        let o = TaskOptions::default();
+        assert_eq!(
+            TaskSpec::from_name("arithmetic", 4, &o).unwrap(),
+            TaskSpec::Arithmetic {
+                operators: 4,
+                modulus: 11
+            }
+        );
+        assert_eq!(
+            TaskSpec::from_name("LIS", 16, &o).unwrap(),
+            TaskSpec::Lis {
+                length: 16,
+                range: 250,
+                window: None
+            }
+        );
+        assert_eq!(
+            TaskSpec::from_name("ed", 6, &o).unwrap(),
+            TaskSpec::EditDistance {
+                length: 6,
+                numbers: 60,
+                band: None
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_task_and_foreign_knobs_are_errors() {
+        let err = TaskSpec::from_name("sudoku", 4, &TaskOptions::default()).unwrap_err();
+        assert!(matches!(err, TaskError::UnknownTask { .. }), "{err}");
+        assert!(err.to_string().contains("arithmetic, lis, ed"));
+        let o = TaskOptions {
+            band: Some(2),
+            ..Default::default()
+        };
+        let err = TaskSpec::from_name("lis", 4, &o).unwrap_err();
+        assert!(err.to_string().contains("band"), "{err}");
+    }
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let spec = TaskSpec::Lis {
+            length: 8,
+            range: 250,
+            window: Some(3),
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json, r#"{"task":"lis","length":8,"range":250,"window":3}"#);
+        assert_eq!(serde_json::from_str::<TaskSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn absurd_sizes_are_rejected() {
+        let spec = TaskSpec::from_name("ed", 1000, &TaskOptions::default()).unwrap();
+        let err = spec.build().unwrap_err();
+        assert!(err.to_string().contains("supported"), "{err}");
+    }
+}
