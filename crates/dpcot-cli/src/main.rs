@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use dpcot_model::dpcot_attention::{AttentionKind, SparsePattern};
+use dpcot_model::ModelConfig;
 use dpcot_tasks::{dataset, Dataset, DpTask, GenerateConfig, TaskOptions, TaskSpec};
+use dpcot_train::{Backend, DataSource, EvalMetrics, RunConfig, RunDir, TrainConfig, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 
@@ -32,6 +35,10 @@ enum Command {
     Check(CheckArgs),
     /// Print a few examples of a task, with its vocabulary and maximum length.
     Show(ShowArgs),
+    /// Train a model on a task (generating data on the fly unless --data is given).
+    Train(Box<TrainArgs>),
+    /// Evaluate a trained run on its whole test split.
+    Eval(EvalArgs),
 }
 
 /// Which task, and its knobs.
@@ -116,6 +123,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(args, cli.quiet),
         Command::Check(args) => check(args, cli.quiet),
         Command::Show(args) => show(args),
+        Command::Train(args) => train(*args, cli.quiet),
+        Command::Eval(args) => eval(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,4 +229,213 @@ fn show(args: ShowArgs) -> Result<()> {
         println!("{}", task.vocab().decode(&task.generate(&mut rng).tokens));
     }
     Ok(())
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+    /// standard (softmax), sparse, linear or sliding.
+    #[arg(long, default_value = "standard")]
+    model: String,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 64)]
+    d_model: usize,
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f64,
+    /// Sparse block size [default: ceil(sqrt(max length))].
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Sliding-window width (with --model sliding).
+    #[arg(long)]
+    attention_window: Option<usize>,
+    #[arg(long, default_value_t = 3000)]
+    steps: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Clip the gradient norm.
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    /// Evaluate every N steps [default: steps / 10].
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Test examples per intermediate evaluation.
+    #[arg(long, default_value_t = 500)]
+    eval_examples: usize,
+    /// Stop early once the headline accuracy reaches this fraction.
+    #[arg(long)]
+    target: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// A dataset directory from `dpcot generate`; otherwise data is generated.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Generated training examples (without --data).
+    #[arg(long, default_value_t = 20_000)]
+    train_examples: usize,
+    /// Generated test examples (without --data).
+    #[arg(long, default_value_t = 1_000)]
+    test_examples: usize,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Stop with a checkpoint after N steps (resume later with --resume).
+    #[arg(long)]
+    halt_after: Option<usize>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args)]
+struct BackendArgs {
+    /// Backend among those compiled in: flex, ndarray, wgpu, cuda [default: the first compiled, GPUs first].
+    #[arg(long)]
+    backend: Option<String>,
+}
+
+impl BackendArgs {
+    fn backend(&self) -> Result<Backend> {
+        match &self.backend {
+            Some(name) => Ok(name.parse()?),
+            None => Backend::default_compiled()
+                .context("no backend compiled in; build with --features flex"),
+        }
+    }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A run directory written by `dpcot train`.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+fn attention_kind(args: &TrainArgs) -> Result<AttentionKind> {
+    Ok(match args.model.as_str() {
+        "standard" | "softmax" => AttentionKind::Softmax,
+        "sparse" => AttentionKind::Sparse {
+            block_size: args.block_size,
+            summary_width: 1,
+            pattern: SparsePattern::Fixed,
+        },
+        "linear" => AttentionKind::Linear {
+            chunk_size: 64,
+            eps: 1e-6,
+        },
+        "sliding" | "sliding-window" => AttentionKind::SlidingWindow {
+            window: args
+                .attention_window
+                .context("--model sliding needs --attention-window")?,
+        },
+        other => bail!("unknown model `{other}` (expected standard, sparse, linear or sliding)"),
+    })
+}
+
+fn train(args: TrainArgs, quiet: bool) -> Result<()> {
+    let task_spec = args.task.spec()?;
+    let task = task_spec.build()?;
+    let mut model = ModelConfig::new(
+        task.vocab().len(),
+        task.max_len(),
+        args.d_model,
+        attention_kind(&args)?,
+    );
+    model.n_layers = args.layers;
+    model.n_heads = args.heads;
+    model.dropout = args.dropout;
+    let mut train = TrainConfig::new(args.steps);
+    train.batch_size = args.batch_size;
+    train.learning_rate = args.lr;
+    train.weight_decay = args.weight_decay;
+    train.grad_clip_norm = args.grad_clip;
+    train.eval_every = args.eval_every;
+    train.eval_examples = args.eval_examples;
+    train.target_accuracy = args.target;
+    train.seed = args.seed;
+    let data = match args.data {
+        Some(path) => DataSource::Directory { path },
+        None => DataSource::Generated {
+            train: args.train_examples,
+            test: args.test_examples,
+            seed: args.seed,
+        },
+    };
+    let config = RunConfig {
+        task: task_spec,
+        model,
+        train,
+        data,
+    };
+    let options = TrainOptions {
+        backend: args.backend.backend()?,
+        resume: args.resume,
+        quiet,
+        halt_after: args.halt_after,
+    };
+    if !quiet {
+        eprintln!(
+            "{}: {} model, d_model {}, {} parameters, on {} -> {}",
+            task.name(),
+            config.model.attention.name(),
+            config.model.d_model,
+            dpcot_model::flops::parameters(&config.model),
+            options.backend,
+            args.out.display()
+        );
+    }
+    let summary = dpcot_train::train(&RunDir::new(&args.out), &config, &options)?;
+    print_eval(&summary.task, summary.steps, &summary.eval);
+    println!(
+        "trained {} steps in {:.1}s ({:.0} tokens/s, {:.3e} FLOPs); summary in {}",
+        summary.steps,
+        summary.train_seconds,
+        summary.train_tokens_per_second,
+        summary.train_flops,
+        RunDir::new(&args.out).summary().display()
+    );
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let dir = RunDir::new(&args.run);
+    let (task, metrics) =
+        dpcot_train::evaluate_run(&dir, args.backend.backend()?, args.batch_size)?;
+    let steps = dir.read_summary().map(|s| s.steps).unwrap_or(0);
+    print_eval(&task.name(), steps, &metrics);
+    Ok(())
+}
+
+fn print_eval(task: &str, steps: usize, m: &EvalMetrics) {
+    println!(
+        "{task} after {steps} steps, {} test examples: headline ({:?}) {:.1}% | answer {:.1}% | chain {:.1}% | teacher-forced {:.1}% | well-formed {:.1}% | decode {:.0} tokens/s",
+        m.examples,
+        m.headline_metric,
+        100.0 * m.headline,
+        100.0 * m.answer_accuracy,
+        100.0 * m.chain_accuracy,
+        100.0 * m.teacher_forced_accuracy,
+        100.0 * m.well_formed,
+        m.decode_tokens_per_second
+    );
+    if !m.first_wrong_step.is_empty() {
+        println!(
+            "first wrong step (free generation): {:?}; kinds {:?}",
+            m.first_wrong_step, m.first_wrong_kind
+        );
+    }
 }

@@ -1,10 +1,39 @@
 //! # dpcot-train
 //!
-//! Training and evaluation of dpcot models on the DP chain-of-thought tasks.
+//! Training and evaluation of dpcot models on the DP chain-of-thought tasks: AdamW with
+//! warm-up and linear decay on the next-token loss masked to the chain of thought and answer,
+//! checkpoints that resume bit for bit, `metrics.jsonl` and `summary.json` in a run directory,
+//! and evaluation by greedy CoT decoding through the attention caches, checked step by step.
 //!
-//! Not yet built (see the model/training issue). Intended modules:
-//! - `batch`: batches from dpcot-tasks datasets, padded per batch, loss mask after the first separator;
-//! - `train`: AdamW with warm-up and linear decay, masked cross-entropy, early stop at a target accuracy;
-//! - `checkpoint`: atomic checkpoints (model, optimizer, step, RNG) and bit-exact resume;
-//! - `eval`: greedy CoT decoding with the incremental attention forms, the task checker's metrics;
-//! - `metrics`: `metrics.jsonl` and `summary.json` of a run directory.
+//! ```no_run
+//! use dpcot_model::ModelConfig;
+//! use dpcot_tasks::{DpTask, TaskOptions, TaskSpec};
+//! use dpcot_train::{train, Backend, DataSource, RunConfig, RunDir, TrainConfig, TrainOptions};
+//!
+//! let task = TaskSpec::from_name("lis", 8, &TaskOptions::default())?;
+//! let built = task.build()?;
+//! let config = RunConfig {
+//!     model: ModelConfig::new(built.vocab().len(), built.max_len(), 64, Default::default()),
+//!     task,
+//!     train: TrainConfig::new(3000),
+//!     data: DataSource::Generated { train: 20_000, test: 1_000, seed: 1 },
+//! };
+//! let options = TrainOptions { backend: Backend::Flex, resume: false, quiet: false, halt_after: None };
+//! let summary = train(&RunDir::new("runs/lis-8"), &config, &options)?;
+//! println!("{:.1}% after {} steps", 100.0 * summary.eval.headline, summary.steps);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod backend;
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod eval;
+pub mod train;
+
+pub use backend::Backend;
+pub use config::{DataSource, RunConfig, TrainConfig};
+pub use error::TrainError;
+pub use eval::{evaluate, EvalMetrics, Headline};
+pub use train::{evaluate_run, train, RunDir, RunSummary, TrainOptions};

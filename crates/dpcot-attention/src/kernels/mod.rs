@@ -1,0 +1,35 @@
+//! Head-level attention kernels on already-projected `q, k, v: [batch, heads, seq, d_head]`.
+//!
+//! Each variant has a parallel form (a free function, used for training) and a decoding cache
+//! (used one token at a time). [`AttentionKernel::forward`] dispatches the parallel forms.
+
+mod buffer;
+mod common;
+pub mod linear;
+pub mod sliding;
+pub mod softmax;
+pub mod sparse;
+
+use burn::tensor::Tensor;
+
+use crate::config::AttentionKernel;
+
+pub use linear::{feature_map, linear_attention, LinearState};
+pub use sliding::{sliding_window_attention, WindowCache};
+pub use softmax::{softmax_attention, KvCache};
+pub use sparse::{sparse_attention, SparseCache};
+
+impl AttentionKernel {
+    /// Parallel (training) form of this kernel.
+    ///
+    /// - q, k, v: `[batch, heads, seq, d_head]`
+    /// - returns `[batch, heads, seq, d_head]`
+    pub fn forward(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Softmax => softmax_attention(q, k, v),
+            Self::Sparse(p) => sparse_attention(q, k, v, p),
+            Self::Linear(p) => linear_attention(q, k, v, p),
+            Self::SlidingWindow(p) => sliding_window_attention(q, k, v, p),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Dense causal softmax attention and its KV cache.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use super::buffer::KvBuffer;
+use super::common::{attend_all, mask_2d, scale, MASKED};
+
+/// Causal scaled dot-product attention, `softmax(QKᵀ/√d + causal mask) V`.
+///
+/// Materialises the full `L×L` score matrix: `O(L²·d)` work, `O(L²)` memory per head.
+///
+/// - q, k, v: `[batch, heads, seq, d_head]`
+/// - returns `[batch, heads, seq, d_head]`
+pub fn softmax_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let [_, _, l, d] = q.dims();
+    let future = mask_2d(l, l, &q.device(), |i, j| j > i);
+    let scores = q.mul_scalar(scale(d)).matmul(k.swap_dims(2, 3));
+    softmax(scores.mask_fill(future, MASKED), 3).matmul(v)
+}
+
+/// Key/value cache of softmax attention: every past key and value.
+///
+/// Step `t` appends one row in place and attends over `t + 1` rows: `O(t·d)` work.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    buffer: KvBuffer,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache with room for `capacity` tokens (it grows past that by doubling).
+    pub fn new(
+        batch: usize,
+        heads: usize,
+        d_head: usize,
+        capacity: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            buffer: KvBuffer::new(batch, heads, capacity, d_head, device),
+            len: 0,
+        }
+    }
+
+    /// Number of tokens consumed so far (the position of the next token).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no token has been consumed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn row_shape(&self) -> [usize; 3] {
+        self.buffer.row_shape()
+    }
+
+    /// Attention output of the next token.
+    ///
+    /// - q, k, v: `[batch, heads, 1, d_head]`
+    /// - returns `[batch, heads, 1, d_head]`
+    pub(crate) fn step(&mut self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        let t = self.len;
+        let d = q.dims()[3];
+        self.buffer.write(t, k, v);
+        self.len += 1;
+        let (keys, values) = self.buffer.read(0, t + 1, 1);
+        attend_all(q.mul_scalar(scale(d)), keys, values)
+    }
+}

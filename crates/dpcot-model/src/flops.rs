@@ -1,0 +1,143 @@
+//! Exact parameter counts and FLOP counts, consistent with `dpcot_attention::flops`.
+//!
+//! Convention (the attention crate's): a multiply-add is 2 FLOPs; additions, multiplications,
+//! divisions, exponentials, square roots and tanh count 1 each. Per token and layer:
+//!
+//! - LayerNorm over d: mean (d), centring (d), variance (2d), eps and square root (2), scale (d),
+//!   affine (2d): 7d + 2.
+//! - Linear in → out with bias: 2·in·out + out.
+//! - tanh-GELU per element: x³ (2), 0.044715·x³ + x (2), ·√(2/π) (1), tanh (1), 1 + (1),
+//!   ·x/2 (2): 9.
+//! - residual additions: d each; position encoding addition: d (the encodings are constants).
+//! - attention (projections and kernel): `dpcot_attention::flops`, which counts the work the
+//!   implementation really does (padding to blocks and chunks included).
+//!
+//! Embedding lookups, dropout (inactive at evaluation) and the final argmax are not counted.
+//! A training step counts forward + backward, the backward being twice the forward (the
+//! attention crate's convention); the loss and the optimizer update are not counted.
+
+use dpcot_attention::flops::{backward, layer_forward, layer_step};
+use dpcot_attention::AttentionKernel;
+
+use crate::{ModelConfig, ModelError};
+
+/// Every trainable parameter of the model built from `config`.
+pub fn parameters(config: &ModelConfig) -> u64 {
+    let (v, d, layers) = (
+        config.vocab_size as u64,
+        config.d_model as u64,
+        config.n_layers as u64,
+    );
+    let layer_norm = 2 * d;
+    let linear = |i: u64, o: u64| i * o + o;
+    let block = layer_norm
+        + linear(d, 3 * d)
+        + linear(d, d)
+        + layer_norm
+        + linear(d, 4 * d)
+        + linear(4 * d, d);
+    v * d + layer_norm + layers * block + layer_norm + linear(d, v)
+}
+
+/// FLOPs of everything but attention, for one token.
+fn dense_per_token(config: &ModelConfig) -> u64 {
+    let (v, d, layers) = (
+        config.vocab_size as u64,
+        config.d_model as u64,
+        config.n_layers as u64,
+    );
+    let layer_norm = 7 * d + 2;
+    let linear = |i: u64, o: u64| 2 * i * o + o;
+    let mlp = linear(d, 4 * d) + 9 * 4 * d + linear(4 * d, d);
+    let block = layer_norm + d + layer_norm + mlp + d;
+    d + layer_norm + layers * block + layer_norm + linear(d, v)
+}
+
+fn kernel(config: &ModelConfig) -> Result<AttentionKernel, ModelError> {
+    Ok(config.attention_config().kernel()?)
+}
+
+/// FLOPs of the parallel forward over one sequence of `seq_len` tokens.
+pub fn forward(config: &ModelConfig, seq_len: usize) -> Result<u64, ModelError> {
+    let attention = layer_forward(&kernel(config)?, config.d_model, config.n_heads, seq_len);
+    Ok(seq_len as u64 * dense_per_token(config) + config.n_layers as u64 * attention)
+}
+
+/// FLOPs of one decoding step at 0-based `position` (the token's own attention included).
+pub fn decode_step(config: &ModelConfig, position: usize) -> Result<u64, ModelError> {
+    let attention = layer_step(&kernel(config)?, config.d_model, config.n_heads, position);
+    Ok(dense_per_token(config) + config.n_layers as u64 * attention)
+}
+
+/// FLOPs of decoding a whole sequence of `seq_len` tokens one step at a time.
+pub fn decode_sequence(config: &ModelConfig, seq_len: usize) -> Result<u64, ModelError> {
+    (0..seq_len).map(|p| decode_step(config, p)).sum()
+}
+
+/// FLOPs of one training step on one sequence of `seq_len` tokens: forward and backward.
+pub fn training_step(config: &ModelConfig, seq_len: usize) -> Result<u64, ModelError> {
+    let f = forward(config, seq_len)?;
+    Ok(f + backward(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::tensor::Device;
+    use dpcot_attention::AttentionKind;
+
+    fn configs() -> Vec<ModelConfig> {
+        [
+            AttentionKind::Softmax,
+            AttentionKind::Sparse {
+                block_size: Some(4),
+                summary_width: 1,
+                pattern: Default::default(),
+            },
+            AttentionKind::Linear {
+                chunk_size: 8,
+                eps: 1e-6,
+            },
+            AttentionKind::SlidingWindow { window: 4 },
+        ]
+        .into_iter()
+        .map(|kind| ModelConfig::new(21, 40, 32, kind))
+        .collect()
+    }
+
+    #[test]
+    fn parameter_count_is_the_module_count() {
+        let device = Device::default();
+        for config in configs() {
+            let model = config.init(&device).unwrap();
+            assert_eq!(
+                parameters(&config),
+                model.num_params() as u64,
+                "{:?}",
+                config.attention
+            );
+        }
+    }
+
+    #[test]
+    fn decoding_a_sequence_sums_its_steps_and_attention_is_what_differs() {
+        for config in configs() {
+            let steps: u64 = (0..30).map(|p| decode_step(&config, p).unwrap()).sum();
+            assert_eq!(decode_sequence(&config, 30).unwrap(), steps);
+            assert_eq!(
+                training_step(&config, 30).unwrap(),
+                3 * forward(&config, 30).unwrap()
+            );
+        }
+        // Softmax decoding cost grows with the position; linear attention's does not.
+        let [softmax, _, linear, _] = &configs()[..] else {
+            unreachable!()
+        };
+        assert!(decode_step(softmax, 39).unwrap() > decode_step(softmax, 0).unwrap());
+        assert_eq!(
+            decode_step(linear, 39).unwrap(),
+            decode_step(linear, 0).unwrap()
+        );
+    }
+}

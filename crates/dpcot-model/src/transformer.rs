@@ -1,0 +1,203 @@
+//! The decoder: token embedding + fixed sinusoidal positions, LayerNorm, pre-LN blocks
+//! (attention, then MLP d → 4d → d with tanh-GELU), final LayerNorm, untied LM head with bias —
+//! the minGPT-style model of the reference CoT benchmark, with a pluggable attention.
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use dpcot_attention::{AttentionCache, CausalSelfAttention};
+
+use crate::{ModelConfig, ModelError};
+
+/// One pre-LN block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub attention_norm: LayerNorm,
+    pub attention: CausalSelfAttention,
+    pub mlp_norm: LayerNorm,
+    /// `d → 4d`.
+    pub mlp_in: Linear,
+    /// `4d → d`.
+    pub mlp_out: Linear,
+    gelu: Gelu,
+    dropout: Dropout,
+}
+
+impl Block {
+    fn new(config: &ModelConfig, device: &Device) -> Result<Self, ModelError> {
+        let d = config.d_model;
+        Ok(Self {
+            attention_norm: LayerNormConfig::new(d).init(device),
+            attention: config.attention_config().init(device)?,
+            mlp_norm: LayerNormConfig::new(d).init(device),
+            mlp_in: LinearConfig::new(d, 4 * d).init(device),
+            mlp_out: LinearConfig::new(4 * d, d).init(device),
+            // The reference uses the tanh approximation of GELU.
+            gelu: Gelu::new_approximate(),
+            dropout: DropoutConfig::new(config.dropout).init(),
+        })
+    }
+
+    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
+        let hidden = self
+            .gelu
+            .forward(self.mlp_in.forward(self.mlp_norm.forward(x)));
+        self.dropout.forward(self.mlp_out.forward(hidden))
+    }
+
+    /// - x: `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let attended = self
+            .attention
+            .forward(self.attention_norm.forward(x.clone()));
+        let x = x + self.dropout.forward(attended);
+        x.clone() + self.mlp(x)
+    }
+
+    /// - x: `[batch, 1, d_model]`
+    pub fn forward_step(
+        &self,
+        x: Tensor<3>,
+        cache: &mut AttentionCache,
+    ) -> Result<Tensor<3>, ModelError> {
+        let attended = self
+            .attention
+            .forward_step(self.attention_norm.forward(x.clone()), cache)?;
+        let x = x + self.dropout.forward(attended);
+        Ok(x.clone() + self.mlp(x))
+    }
+}
+
+/// The whole decoder.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    pub token_embedding: Embedding,
+    pub embedding_norm: LayerNorm,
+    pub blocks: Vec<Block>,
+    pub final_norm: LayerNorm,
+    /// Untied from the embedding, with bias.
+    pub head: Linear,
+    dropout: Dropout,
+    #[module(skip)]
+    config: ModelConfig,
+}
+
+/// The decoding state of a whole model: one attention cache per layer and the next position.
+#[derive(Debug, Clone)]
+pub struct DecodeState {
+    caches: Vec<AttentionCache>,
+    position: usize,
+}
+
+impl DecodeState {
+    /// Position of the next token (tokens consumed so far).
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl ModelConfig {
+    /// Validates the config and builds the model with freshly initialised weights (PyTorch's
+    /// default initialisation, as burn's defaults are: N(0, 1) embeddings, Kaiming-uniform linears).
+    pub fn init(&self, device: &Device) -> Result<Transformer, ModelError> {
+        self.validate()?;
+        let d = self.d_model;
+        Ok(Transformer {
+            token_embedding: EmbeddingConfig::new(self.vocab_size, d).init(device),
+            embedding_norm: LayerNormConfig::new(d).init(device),
+            blocks: (0..self.n_layers)
+                .map(|_| Block::new(self, device))
+                .collect::<Result<_, _>>()?,
+            final_norm: LayerNormConfig::new(d).init(device),
+            head: LinearConfig::new(d, self.vocab_size).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            config: self.clone(),
+        })
+    }
+}
+
+impl Transformer {
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Parallel (training) forward.
+    ///
+    /// - tokens: `[batch, seq]`
+    /// - returns logits `[batch, seq, vocab]`
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let [_, seq] = tokens.dims();
+        let mut x = self.embed(tokens, 0, seq);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        self.head.forward(self.final_norm.forward(x))
+    }
+
+    /// An empty decoding state for `batch` sequences.
+    pub fn new_decode_state(&self, batch: usize, device: &Device) -> DecodeState {
+        DecodeState {
+            caches: self
+                .blocks
+                .iter()
+                .map(|b| b.attention.new_cache(batch, device))
+                .collect(),
+            position: 0,
+        }
+    }
+
+    /// Incremental forward of the next token of every sequence, through the attention caches.
+    ///
+    /// - tokens: `[batch, 1]`
+    /// - returns logits `[batch, vocab]`
+    pub fn forward_step(
+        &self,
+        tokens: Tensor<2, Int>,
+        state: &mut DecodeState,
+    ) -> Result<Tensor<2>, ModelError> {
+        let [batch, _] = tokens.dims();
+        let mut x = self.embed(tokens, state.position, 1);
+        for (block, cache) in self.blocks.iter().zip(&mut state.caches) {
+            x = block.forward_step(x, cache)?;
+        }
+        state.position += 1;
+        Ok(self
+            .head
+            .forward(self.final_norm.forward(x))
+            .reshape([batch, self.config.vocab_size]))
+    }
+
+    /// Token embeddings plus the sinusoidal encodings of positions `start..start + len`, then
+    /// LayerNorm and dropout.
+    fn embed(&self, tokens: Tensor<2, Int>, start: usize, len: usize) -> Tensor<3> {
+        let device = tokens.device();
+        let positions = sinusoidal_positions(start, len, self.config.d_model, &device);
+        let x = self.token_embedding.forward(tokens) + positions.unsqueeze::<3>();
+        self.dropout.forward(self.embedding_norm.forward(x))
+    }
+}
+
+/// The fixed encodings of Vaswani et al.: `PE[p, 2i] = sin(p / 10000^(2i/d))`,
+/// `PE[p, 2i+1] = cos(p / 10000^(2i/d))`, for positions `start..start + len`.
+///
+/// - returns `[len, d]`
+pub fn sinusoidal_positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
+    let mut values = Vec::with_capacity(len * d);
+    for p in start..start + len {
+        for i in 0..d {
+            let frequency = 10_000f64.powf(-((i - i % 2) as f64) / d as f64);
+            let angle = p as f64 * frequency;
+            values.push(if i % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [len, d]), device)
+}
+
+/// Token ids as an `[rows, cols]` int tensor.
+pub fn token_tensor(ids: &[u32], rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
+    let values: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+}

@@ -1,0 +1,119 @@
+//! The incremental (cached) forms against the full forward, per attention kind.
+
+use burn::tensor::{Device, Tensor};
+use dpcot_attention::{AttentionKind, SparsePattern};
+use dpcot_model::generate::{greedy_decode, greedy_decode_full};
+use dpcot_model::transformer::token_tensor;
+use dpcot_model::{ModelConfig, ModelError};
+
+const VOCAB: usize = 13;
+const MAX_LEN: usize = 23;
+const EOS: u32 = 2;
+
+fn kinds() -> Vec<AttentionKind> {
+    vec![
+        AttentionKind::Softmax,
+        AttentionKind::Sparse {
+            block_size: Some(4),
+            summary_width: 1,
+            pattern: SparsePattern::Fixed,
+        },
+        AttentionKind::Sparse {
+            block_size: Some(3),
+            summary_width: 1,
+            pattern: SparsePattern::Strided,
+        },
+        AttentionKind::Linear {
+            chunk_size: 4,
+            eps: 1e-6,
+        },
+        AttentionKind::SlidingWindow { window: 5 },
+    ]
+}
+
+fn model(kind: AttentionKind, seed: u64, device: &Device) -> dpcot_model::Transformer {
+    device.seed(seed);
+    let mut config = ModelConfig::new(VOCAB, MAX_LEN, 16, kind);
+    config.n_layers = 2;
+    config.init(device).unwrap()
+}
+
+#[test]
+fn step_logits_equal_the_parallel_forward_at_every_position() {
+    let device = Device::default();
+    for kind in kinds() {
+        let model = model(kind.clone(), 3, &device);
+        let tokens: Vec<u32> = (0..2 * MAX_LEN as u32)
+            .map(|i| (i * 7 + 3) % VOCAB as u32)
+            .collect();
+        let full = model.forward(token_tensor(&tokens, 2, MAX_LEN, &device));
+        let mut state = model.new_decode_state(2, &device);
+        for t in 0..MAX_LEN {
+            let column = [tokens[t], tokens[MAX_LEN + t]];
+            let step = model
+                .forward_step(token_tensor(&column, 2, 1, &device), &mut state)
+                .unwrap();
+            let expected = full
+                .clone()
+                .slice([0..2, t..t + 1, 0..VOCAB])
+                .reshape([2, VOCAB]);
+            let diff: f32 = (step - expected).abs().max().into_scalar();
+            assert!(diff < 1e-4, "{kind:?}: position {t} differs by {diff}");
+        }
+    }
+}
+
+#[test]
+fn cached_greedy_decoding_produces_the_full_forward_tokens() {
+    let device = Device::default();
+    for kind in kinds() {
+        for seed in 0..3 {
+            let model = model(kind.clone(), seed, &device);
+            let prompts: Vec<Vec<u32>> = (0..4u32)
+                .map(|i| vec![3 + i, 4, 5 + (i + seed as u32) % 7, 9])
+                .collect();
+            let cached = greedy_decode(&model, &prompts, EOS, MAX_LEN, &device).unwrap();
+            let full = greedy_decode_full(&model, &prompts, EOS, MAX_LEN, &device).unwrap();
+            assert_eq!(cached, full, "{kind:?}, seed {seed}");
+            for out in &cached {
+                assert!(out.len() <= MAX_LEN - 4);
+                assert!(
+                    !out[..out.len() - 1].contains(&EOS),
+                    "decoding stops at the first <eos>"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_prompts_are_errors() {
+    let device = Device::default();
+    let model = model(AttentionKind::Softmax, 0, &device);
+    let err = greedy_decode(&model, &[vec![1, 2], vec![1]], EOS, MAX_LEN, &device).unwrap_err();
+    assert!(
+        matches!(err, ModelError::MixedPromptLengths { .. }),
+        "{err}"
+    );
+    let err = greedy_decode(&model, &[vec![1, 99]], EOS, MAX_LEN, &device).unwrap_err();
+    assert!(
+        matches!(err, ModelError::TokenOutOfRange { id: 99, .. }),
+        "{err}"
+    );
+    let err = greedy_decode(&model, &[vec![1; MAX_LEN]], EOS, MAX_LEN, &device).unwrap_err();
+    assert!(matches!(err, ModelError::PromptTooLong { .. }), "{err}");
+    assert!(greedy_decode(&model, &[], EOS, MAX_LEN, &device)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn training_flags_only_act_on_autodiff_devices() {
+    // Dropout must be inactive when evaluating: two forwards agree exactly.
+    let device = Device::default();
+    let model = model(AttentionKind::Softmax, 1, &device);
+    let tokens = token_tensor(&[3, 4, 5, 6], 1, 4, &device);
+    let a: Tensor<3> = model.forward(tokens.clone());
+    let b = model.forward(tokens);
+    assert_eq!(a.into_data(), b.into_data());
+}

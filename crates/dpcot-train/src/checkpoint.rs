@@ -1,0 +1,149 @@
+//! Checkpoints: model weights, optimizer state and the step, in one file written atomically.
+//!
+//! Layout: the magic `DPCOTCK1`, a little-endian u64 header length, a JSON header
+//! ([`CheckpointHeader`]), the model record, the optimizer record (both burnpack bytes). The
+//! header holds the lengths and CRC-32s of both records, so a truncated or damaged file is
+//! refused before burn parses anything. Batch order and dropout masks are functions of
+//! (seed, step), so no RNG state is needed to resume bit for bit.
+
+use std::io::Write;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use dpcot_model::{ModelConfig, Transformer};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+const MAGIC: &[u8; 8] = b"DPCOTCK1";
+
+/// How far a run has come; carried across resumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: usize,
+    /// Training wall time so far, in seconds.
+    pub train_seconds: f64,
+    /// Training tokens seen so far.
+    pub tokens_seen: u64,
+    /// Training FLOPs so far (forward + backward on the padded batches).
+    pub train_flops: f64,
+}
+
+/// What a checkpoint says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointHeader {
+    pub progress: Progress,
+    /// The model the weights belong to.
+    pub model: ModelConfig,
+    model_len: u64,
+    model_crc: u32,
+    optimizer_len: u64,
+    optimizer_crc: u32,
+}
+
+/// Writes a checkpoint atomically (temporary file in the same directory, then rename).
+pub fn save(
+    path: &Path,
+    progress: Progress,
+    model: &Transformer,
+    optimizer: &ModuleOptimizer,
+) -> Result<(), TrainError> {
+    let record_error = |what: &str, e: burn::store::RecordError| TrainError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("cannot serialise the {what}: {e}"),
+    };
+    let model_bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| record_error("model", e))?;
+    let optimizer_bytes = optimizer
+        .into_bytes()
+        .map_err(|e| record_error("optimizer state", e))?;
+    let header = CheckpointHeader {
+        progress,
+        model: model.config().clone(),
+        model_len: model_bytes.len() as u64,
+        model_crc: crc32fast::hash(&model_bytes),
+        optimizer_len: optimizer_bytes.len() as u64,
+        optimizer_crc: crc32fast::hash(&optimizer_bytes),
+    };
+    let header_json = serde_json::to_vec(&header).expect("the header serialises");
+
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TrainError::io(dir))?;
+    let write = |file: &mut tempfile::NamedTempFile| -> std::io::Result<()> {
+        file.write_all(MAGIC)?;
+        file.write_all(&(header_json.len() as u64).to_le_bytes())?;
+        file.write_all(&header_json)?;
+        file.write_all(&model_bytes)?;
+        file.write_all(&optimizer_bytes)?;
+        file.as_file().sync_all()
+    };
+    write(&mut file).map_err(TrainError::io(path))?;
+    file.persist(path)
+        .map_err(|e| TrainError::io(path)(e.error))?;
+    Ok(())
+}
+
+/// Reads a checkpoint for a run whose model is `expected`, restoring the weights into a model
+/// built on `device` and the optimizer state into `optimizer`.
+pub fn load(
+    path: &Path,
+    expected: &ModelConfig,
+    device: &Device,
+    optimizer: ModuleOptimizer,
+) -> Result<(CheckpointHeader, Transformer, ModuleOptimizer), TrainError> {
+    let corrupt = |reason: String| TrainError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("corrupt checkpoint: {reason}"),
+    };
+    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        return Err(corrupt("not a dpcot checkpoint (bad magic)".into()));
+    }
+    let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    let header_end = 16usize
+        .checked_add(header_len)
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| corrupt("truncated header".into()))?;
+    let header: CheckpointHeader = serde_json::from_slice(&bytes[16..header_end])
+        .map_err(|e| corrupt(format!("unreadable header: {e}")))?;
+    if &header.model != expected {
+        return Err(TrainError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it holds a model {:?}, the run wants {:?}",
+                header.model, expected
+            ),
+        });
+    }
+    let model_end = header_end + header.model_len as usize;
+    let optimizer_end = model_end + header.optimizer_len as usize;
+    if optimizer_end != bytes.len() {
+        return Err(corrupt(format!(
+            "{} bytes, the header announces {optimizer_end}",
+            bytes.len()
+        )));
+    }
+    let (model_bytes, optimizer_bytes) = (&bytes[header_end..model_end], &bytes[model_end..]);
+    if crc32fast::hash(model_bytes) != header.model_crc
+        || crc32fast::hash(optimizer_bytes) != header.optimizer_crc
+    {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes.to_vec()))
+        .map_err(|e| corrupt(format!("model record: {e}")))?;
+    let model = expected
+        .init(device)?
+        .try_load_record(record)
+        .map_err(|e| corrupt(format!("model record does not fit the model: {e}")))?;
+    let optimizer = optimizer
+        .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
+        .map_err(|e| corrupt(format!("optimizer record: {e}")))?;
+    Ok((header, model, optimizer))
+}
