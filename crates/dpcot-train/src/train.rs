@@ -205,7 +205,7 @@ pub fn train(
         };
         let step = progress.step;
 
-        if step % train_config.log_every == 0 || step == stop_at {
+        if step % train_config.log_every == 0 || step == train_config.steps {
             let tokens_per_second =
                 window_tokens as f64 / window_started.elapsed().as_secs_f64().max(1e-9);
             (window_tokens, window_started) = (0, Instant::now());
