@@ -1,11 +1,13 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
-//! Each task is a function; `cargo xtask --help` lists them.
+//! Each task is a function; `cargo xtask --help` lists them, `cargo xtask <task> --help` their
+//! options.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "dpcot project automation")]
@@ -16,14 +18,163 @@ struct Xtask {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Reproduce the paper's experiment (and the locality one) end to end: sweep, then report.
+    Reproduce(ReproduceArgs),
+    /// Merge the records of one or more results directories (e.g. shards) into one report.
+    Report(ReportArgs),
     /// What CI checks: formatting, clippy with warnings denied, and the whole test suite.
     Ci,
 }
 
+#[derive(Args)]
+struct BuildArgs {
+    /// Cargo features of the dpcot binary, e.g. `wgpu` or `cuda` (GPU backends are preferred
+    /// over the CPU ones when compiled in).
+    #[arg(long)]
+    features: Option<String>,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    /// smoke (~1 minute, CI), quick (the default, ≤ 30 minutes on a 2-core laptop) or paper
+    /// (the paper's sizes, for GPUs); or a path to a profile file.
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    /// Results directory [default: results/<profile>].
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Run only shard i of N (1-based), e.g. `--shard 3/8`; no report is written, merge the
+    /// shards with `cargo xtask report`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Train the whole dimension grid instead of bisecting for the minimal dimension.
+    #[arg(long)]
+    full_grid: bool,
+    /// Only this experiment: general (the paper's Figure 1) or locality. Repeatable.
+    #[arg(long)]
+    experiment: Vec<String>,
+    /// Backend among those compiled in (flex, ndarray, wgpu, cuda).
+    #[arg(long)]
+    backend: Option<String>,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Results directories to merge.
+    #[arg(long, required = true, num_args = 1..)]
+    results: Vec<PathBuf>,
+    /// Where to write the report [default: the first results directory].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
 fn main() -> Result<()> {
     match Xtask::parse().task {
+        Task::Reproduce(args) => reproduce(args),
+        Task::Report(args) => report(args),
         Task::Ci => ci(),
     }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives inside the workspace")?
+        .to_path_buf())
+}
+
+fn profile_path(profile: &str) -> Result<PathBuf> {
+    let as_path = PathBuf::from(profile);
+    if as_path.extension().is_some_and(|e| e == "toml") {
+        return Ok(as_path);
+    }
+    let path = workspace_root()?
+        .join("configs/profiles")
+        .join(format!("{profile}.toml"));
+    if !path.exists() {
+        bail!(
+            "no profile `{profile}` ({} does not exist); the profiles are smoke, quick and paper",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn reproduce(args: ReproduceArgs) -> Result<()> {
+    let profile = profile_path(&args.profile)?;
+    let name = profile
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("profile")
+        .to_string();
+    let results = args
+        .results
+        .unwrap_or_else(|| PathBuf::from("results").join(&name));
+    let mut sweep: Vec<String> = vec![
+        "sweep".into(),
+        "--profile".into(),
+        profile.display().to_string(),
+        "--results".into(),
+        results.display().to_string(),
+    ];
+    if let Some(shard) = &args.shard {
+        sweep.extend(["--shard".into(), shard.clone()]);
+    }
+    if args.full_grid {
+        sweep.push("--full-grid".into());
+    }
+    for e in &args.experiment {
+        sweep.extend(["--experiment".into(), e.clone()]);
+    }
+    if let Some(backend) = &args.backend {
+        sweep.extend(["--backend".into(), backend.clone()]);
+    }
+    dpcot(&args.build, &sweep)?;
+    if args.shard.is_some() {
+        eprintln!(
+            "shard done; merge all shards with: cargo xtask report --results {}",
+            results.display()
+        );
+        return Ok(());
+    }
+    dpcot(
+        &args.build,
+        &[
+            "report".into(),
+            "--results".into(),
+            results.display().to_string(),
+        ],
+    )
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let mut command: Vec<String> = vec!["report".into(), "--results".into()];
+    command.extend(args.results.iter().map(|r| r.display().to_string()));
+    if let Some(out) = &args.out {
+        command.extend(["--out".into(), out.display().to_string()]);
+    }
+    dpcot(&args.build, &command)
+}
+
+/// Runs the `dpcot` binary through `cargo run`, in the one build profile of the workspace.
+fn dpcot(build: &BuildArgs, args: &[String]) -> Result<()> {
+    let mut cargo_args: Vec<String> = vec![
+        "run".into(),
+        "--quiet".into(),
+        "-p".into(),
+        "dpcot-cli".into(),
+    ];
+    if let Some(features) = &build.features {
+        cargo_args.extend(["--features".into(), features.clone()]);
+    }
+    cargo_args.push("--".into());
+    cargo_args.extend(args.iter().cloned());
+    let refs: Vec<&str> = cargo_args.iter().map(String::as_str).collect();
+    cargo(&refs)
 }
 
 fn ci() -> Result<()> {
@@ -39,16 +190,12 @@ fn ci() -> Result<()> {
     cargo(&["test", "--workspace"])
 }
 
-/// Runs cargo from the workspace root, failing if it fails.
+/// Runs cargo in the current directory, failing if it fails.
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask lives inside the workspace")?;
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
-        .current_dir(root)
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {

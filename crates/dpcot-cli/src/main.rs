@@ -1,11 +1,15 @@
 //! `dpcot`: the single steps of the toolkit. `cargo xtask reproduce` drives whole experiments.
 
+mod interop;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use dpcot_analysis::profile::Profile;
+use dpcot_analysis::sweep::{Results, SweepOptions};
 use dpcot_model::dpcot_attention::{AttentionKind, SparsePattern};
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{dataset, Dataset, DpTask, GenerateConfig, TaskOptions, TaskSpec};
@@ -37,8 +41,18 @@ enum Command {
     Show(ShowArgs),
     /// Train a model on a task (generating data on the fly unless --data is given).
     Train(Box<TrainArgs>),
-    /// Evaluate a trained run on its whole test split.
+    /// Evaluate a trained run on its whole test split, or a reference checkpoint (--checkpoint).
     Eval(EvalArgs),
+    /// Convert the reference benchmark's data files into a dpcot dataset, verifying every example.
+    Import(interop::ImportArgs),
+    /// Write a dpcot dataset in the reference benchmark's layout.
+    Export(interop::ExportArgs),
+    /// Train the run described by a run config file (the `config.json` of a run directory).
+    TrainConfig(TrainConfigArgs),
+    /// Run an experiment profile: minimal-dimension searches over tasks, sizes and models.
+    Sweep(SweepArgs),
+    /// Write report.md, tables and figures from the records of one or more results directories.
+    Report(ReportArgs),
 }
 
 /// Which task, and its knobs.
@@ -102,8 +116,10 @@ struct GenerateArgs {
 
 #[derive(Args)]
 struct CheckArgs {
-    /// A dataset file written by `dpcot generate`.
+    /// A dataset file written by `dpcot generate` (or a reference file with --format cot-benchmark).
     file: PathBuf,
+    #[command(flatten)]
+    interop: interop::CheckFormatArgs,
 }
 
 #[derive(Args)]
@@ -125,6 +141,11 @@ fn main() -> ExitCode {
         Command::Show(args) => show(args),
         Command::Train(args) => train(*args, cli.quiet),
         Command::Eval(args) => eval(args),
+        Command::Import(args) => interop::import(args),
+        Command::Export(args) => interop::export(args),
+        Command::TrainConfig(args) => train_config(args, cli.quiet),
+        Command::Sweep(args) => sweep(args, cli.quiet),
+        Command::Report(args) => report(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +201,9 @@ fn generate(args: GenerateArgs, quiet: bool) -> Result<()> {
 }
 
 fn check(args: CheckArgs, quiet: bool) -> Result<()> {
+    if let Some(outcome) = interop::check(&args.file, &args.interop) {
+        return outcome;
+    }
     let data = Dataset::read(&args.file)?;
     let task = data.task()?;
     let bar = progress_bar(data.examples.len(), "check", quiet);
@@ -317,12 +341,14 @@ impl BackendArgs {
 #[derive(Args)]
 struct EvalArgs {
     /// A run directory written by `dpcot train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[arg(long, required_unless_present = "checkpoint")]
+    run: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    reference: interop::CheckpointArgs,
 }
 
 fn attention_kind(args: &TrainArgs) -> Result<AttentionKind> {
@@ -398,7 +424,11 @@ fn train(args: TrainArgs, quiet: bool) -> Result<()> {
             args.out.display()
         );
     }
-    let summary = dpcot_train::train(&RunDir::new(&args.out), &config, &options)?;
+    run_and_print(&config, &args.out, &options)
+}
+
+fn run_and_print(config: &RunConfig, out: &std::path::Path, options: &TrainOptions) -> Result<()> {
+    let summary = dpcot_train::train(&RunDir::new(out), config, options)?;
     print_eval(&summary.task, summary.steps, &summary.eval);
     println!(
         "trained {} steps in {:.1}s ({:.0} tokens/s, {:.3e} FLOPs); summary in {}",
@@ -406,13 +436,22 @@ fn train(args: TrainArgs, quiet: bool) -> Result<()> {
         summary.train_seconds,
         summary.train_tokens_per_second,
         summary.train_flops,
-        RunDir::new(&args.out).summary().display()
+        RunDir::new(out).summary().display()
     );
     Ok(())
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    let dir = RunDir::new(&args.run);
+    if let Some(outcome) =
+        interop::eval(&args.reference, args.batch_size, || args.backend.backend())
+    {
+        return outcome;
+    }
+    let dir = RunDir::new(
+        args.run
+            .as_ref()
+            .context("--run or --checkpoint is required")?,
+    );
     let (task, metrics) =
         dpcot_train::evaluate_run(&dir, args.backend.backend()?, args.batch_size)?;
     let steps = dir.read_summary().map(|s| s.steps).unwrap_or(0);
@@ -438,4 +477,107 @@ fn print_eval(task: &str, steps: usize, m: &EvalMetrics) {
             m.first_wrong_step, m.first_wrong_kind
         );
     }
+}
+
+#[derive(Args)]
+struct TrainConfigArgs {
+    /// A run config (JSON), as written to `config.json` of a run directory.
+    config: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+fn train_config(args: TrainConfigArgs, quiet: bool) -> Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let config: RunConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid run config", args.config.display()))?;
+    let options = TrainOptions {
+        backend: args.backend.backend()?,
+        resume: args.resume,
+        quiet,
+        halt_after: None,
+    };
+    run_and_print(&config, &args.out, &options)
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// An experiment profile (e.g. configs/profiles/quick.toml).
+    #[arg(long)]
+    profile: PathBuf,
+    /// Results directory: records/, runs/, logs/ (resumable: finished runs are skipped).
+    #[arg(long)]
+    results: PathBuf,
+    /// Run only shard i of N (1-based), e.g. 2/8; merge with `dpcot report`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Train every dimension of the grid instead of bisecting.
+    #[arg(long)]
+    full_grid: bool,
+    /// Only this experiment (general or locality); repeatable. Default: all in the profile.
+    #[arg(long)]
+    experiment: Vec<String>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+fn sweep(args: SweepArgs, quiet: bool) -> Result<()> {
+    let profile = Profile::load(&args.profile)?;
+    let options = SweepOptions {
+        results: Results::new(&args.results),
+        worker: std::env::current_exe().context("locating the dpcot executable")?,
+        backend: args.backend.backend()?.to_string(),
+        shard: args
+            .shard
+            .as_deref()
+            .map(dpcot_analysis::sweep::parse_shard)
+            .transpose()?,
+        full_grid: args.full_grid,
+        experiments: args.experiment,
+        quiet,
+    };
+    let outcome = dpcot_analysis::sweep::run_sweep(&profile, &options)?;
+    println!(
+        "{}: {} runs trained, {} already recorded, in {}",
+        profile.name,
+        outcome.trained,
+        outcome.reused,
+        args.results.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The profile the results were produced with [default: the copy a sweep keeps in the
+    /// first results directory].
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Results directories (shards of one sweep are merged).
+    #[arg(long, required = true, num_args = 1..)]
+    results: Vec<PathBuf>,
+    /// Where to write report.md, figures/ and tables/ [default: the first results directory].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let results: Vec<Results> = args.results.iter().map(Results::new).collect();
+    let profile = Profile::load(&args.profile.unwrap_or_else(|| results[0].profile()))?;
+    let out = args.out.unwrap_or_else(|| args.results[0].clone());
+    let files = dpcot_analysis::report::write_report(&profile, &results, &out)?;
+    println!(
+        "{} ({} figures, {} tables)",
+        files.report.display(),
+        files.figures.len(),
+        files.tables.len()
+    );
+    Ok(())
 }

@@ -34,6 +34,14 @@ pub enum ModelError {
         "a prompt of {len} tokens leaves no room to generate within the maximum length {max_len}"
     )]
     PromptTooLong { len: usize, max_len: usize },
+
+    /// A reference checkpoint that cannot be loaded (see [`crate::pretrained`]). The cause is
+    /// part of the message (not a separate `source`, so that it is printed once).
+    #[error("{path}: {error}")]
+    Checkpoint {
+        path: PathBuf,
+        error: crate::pretrained::CheckpointError,
+    },
 }
 
 impl ModelError {

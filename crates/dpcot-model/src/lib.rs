@@ -23,6 +23,7 @@ pub mod config;
 mod error;
 pub mod flops;
 pub mod generate;
+pub mod pretrained;
 pub mod transformer;
 
 pub use config::ModelConfig;

@@ -185,6 +185,14 @@ impl Transformer {
 ///
 /// - returns `[len, d]`
 pub fn sinusoidal_positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(sinusoidal_values(start, len, d), [len, d]),
+        device,
+    )
+}
+
+/// The values of [`sinusoidal_positions`], row-major `[len, d]`, computed in f64 and rounded.
+pub fn sinusoidal_values(start: usize, len: usize, d: usize) -> Vec<f32> {
     let mut values = Vec::with_capacity(len * d);
     for p in start..start + len {
         for i in 0..d {
@@ -193,7 +201,7 @@ pub fn sinusoidal_positions(start: usize, len: usize, d: usize, device: &Device)
             values.push(if i % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
         }
     }
-    Tensor::from_data(TensorData::new(values, [len, d]), device)
+    values
 }
 
 /// Token ids as an `[rows, cols]` int tensor.

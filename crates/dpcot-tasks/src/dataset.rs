@@ -56,6 +56,7 @@ pub struct DatasetHeader {
     pub version: u32,
     pub task: TaskSpec,
     pub split: Split,
+    /// The generator's seed; 0 for data that dpcot did not generate (see `source`).
     pub seed: u64,
     pub count: usize,
     /// Whether the split mixes in smaller sizes (arithmetic only; share ∝ number of operators).
@@ -63,6 +64,11 @@ pub struct DatasetHeader {
     pub mix_smaller: bool,
     pub max_len: usize,
     pub vocab: Vec<String>,
+    /// Where the examples came from when dpcot did not generate them, e.g.
+    /// `cot-benchmark:data/chain/train_data.txt` for an imported reference file. Absent for
+    /// generated data (and in files written before the field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One split of a dataset, in memory.
@@ -158,6 +164,7 @@ pub fn generate(
         mix_smaller,
         max_len: task.max_len(),
         vocab: task.vocab().words().to_vec(),
+        source: None,
     };
     Ok((
         Dataset {

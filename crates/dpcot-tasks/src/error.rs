@@ -69,6 +69,26 @@ pub enum TaskError {
 
     #[error("{path}: dataset does not match what was asked: {reason}")]
     DatasetMismatch { path: PathBuf, reason: String },
+
+    /// A readable example whose chain of thought (or answer) the task's checker rejects.
+    #[error("{path}:{line}: invalid example: {reason}")]
+    InvalidExample {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// A reference answers file (`test_ans.txt`) that does not hold one answer per prompt.
+    #[error("{answers}: {found} answers for the {expected} examples of {data} (one answer per example line expected)")]
+    AnswerCountMismatch {
+        data: PathBuf,
+        answers: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+
+    #[error("{path}: no examples")]
+    EmptyDataset { path: PathBuf },
 }
 
 impl TaskError {

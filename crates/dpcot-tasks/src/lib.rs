@@ -27,6 +27,7 @@ pub mod dataset;
 pub mod edit_distance;
 mod error;
 pub mod lis;
+pub mod reference_format;
 pub mod task;
 pub mod vocab;
 

@@ -112,6 +112,10 @@ pub struct RunSummary {
     pub train_flops: f64,
     /// Mean FLOPs per generated token over positions 0..max_len.
     pub decode_flops_per_token: f64,
+    /// Peak resident memory of the process (Linux `VmHWM`): the run's own when it is trained
+    /// in a process of its own, as the sweeps do.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
     /// Evaluation on the whole test split.
     pub eval: EvalMetrics,
 }
@@ -300,10 +304,19 @@ pub fn train(
         train_flops: progress.train_flops,
         decode_flops_per_token: flops::decode_sequence(&config.model, task.max_len())? as f64
             / task.max_len() as f64,
+        peak_memory_bytes: peak_memory_bytes(),
         eval,
     };
     write_json_atomic(&dir.summary(), &summary)?;
     Ok(summary)
+}
+
+/// Peak resident set size of this process, where the OS tells it.
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Next-token cross-entropy averaged over the supervised targets only.

@@ -1,0 +1,358 @@
+//! Figures (PNG and SVG, with plotters): the accuracy heatmap of the paper's Figure 1, the
+//! minimal dimension against the problem size, and compute ratios at equal accuracy.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::profile::ModelChoice;
+use crate::summary::{Analysis, Point};
+use crate::AnalysisError;
+
+const FONT: &str = "sans-serif";
+
+/// plotters draws text with an embedded font (DejaVu Sans), so figures render the same on
+/// machines without system fonts.
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is a valid TTF shipped by the `dejavu` crate.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// Draws `figure` into `<stem>.png` and `<stem>.svg`; returns both paths.
+fn both_formats(
+    stem: &Path,
+    size: (u32, u32),
+    figure: impl Fn(DrawingArea<SVGBackend, Shift>) -> Result<(), String> + Copy,
+    figure_png: impl Fn(DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    register_font();
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    if let Some(dir) = stem.parent() {
+        std::fs::create_dir_all(dir).map_err(AnalysisError::io(dir))?;
+    }
+    let fail = |path: &Path, reason: String| AnalysisError::Plot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    figure_png(BitMapBackend::new(&png, size).into_drawing_area()).map_err(|e| fail(&png, e))?;
+    figure(SVGBackend::new(&svg, size).into_drawing_area()).map_err(|e| fail(&svg, e))?;
+    Ok(vec![png, svg])
+}
+
+macro_rules! figure {
+    ($stem:expr, $size:expr, |$root:ident| $body:expr) => {
+        both_formats(
+            $stem,
+            $size,
+            |$root: DrawingArea<SVGBackend, Shift>| -> Result<(), String> { $body },
+            |$root: DrawingArea<BitMapBackend, Shift>| -> Result<(), String> { $body },
+        )
+    };
+}
+
+/// Red (0) through yellow to green (1).
+fn accuracy_colour(accuracy: f64) -> HSLColor {
+    HSLColor(accuracy.clamp(0.0, 1.0) / 3.0, 0.65, 0.55)
+}
+
+fn model_colour(model: ModelChoice) -> RGBColor {
+    match model {
+        ModelChoice::Standard => RGBColor(31, 119, 180),
+        ModelChoice::Sparse => RGBColor(214, 39, 40),
+        ModelChoice::Linear => RGBColor(44, 160, 44),
+    }
+}
+
+/// The paper's Figure 1 for one task family: rows model × size, columns dimension, colour and
+/// number = accuracy; blank where the search did not train that dimension. `grid` is the
+/// profile's dimension grid, so that dimensions the search skipped show as gaps.
+pub fn heatmap(
+    analysis: &Analysis,
+    experiment: &str,
+    family: &str,
+    grid: &[usize],
+    stem: &Path,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    let points = analysis.points(experiment, family);
+    let mut dims = analysis.dims(experiment, family);
+    dims.extend_from_slice(grid);
+    dims.sort_unstable();
+    dims.dedup();
+    let models = analysis.models();
+    let rows: Vec<(ModelChoice, &Point)> = models
+        .iter()
+        .flat_map(|&m| points.iter().map(move |p| (m, p)))
+        .collect();
+    let (n_rows, n_cols) = (rows.len() as i32, dims.len() as i32);
+    let size = ((180 + 70 * n_cols as u32).max(560), 90 + 28 * n_rows as u32);
+    let title = format!("{family}: accuracy by model, length L and dimension");
+    figure!(stem, size, |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, (FONT, 16))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(140)
+            .build_cartesian_2d((0..n_cols).into_segmented(), (0..n_rows).into_segmented())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(n_cols as usize)
+            .y_labels(n_rows as usize)
+            .x_desc("embedding dimension")
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(c) => dims
+                    .get(*c as usize)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(r) => rows
+                    .get((n_rows - 1 - *r) as usize)
+                    .map(|(m, p)| format!("{} L={}", m.name(), p.length))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (r, (model, point)) in rows.iter().enumerate() {
+            let y = n_rows - 1 - r as i32;
+            for (c, &dim) in dims.iter().enumerate() {
+                let Some(acc) = analysis.mean_accuracy(point, *model, dim) else {
+                    continue;
+                };
+                let c = c as i32;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [
+                            (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                            (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                        ],
+                        accuracy_colour(acc).filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{:.0}", 100.0 * acc),
+                        (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
+                        (FONT, 12).into_font().color(&BLACK),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())
+    })
+}
+
+/// Minimal dimension against L for each model, with a √L reference through the efficient
+/// models' first point. Points where no searched dimension sufficed are left out.
+pub fn min_dim_curve(
+    analysis: &Analysis,
+    experiment: &str,
+    family: &str,
+    stem: &Path,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    let points = analysis.points(experiment, family);
+    let models = analysis.models();
+    let series: Vec<(ModelChoice, Vec<(f64, f64)>)> = models
+        .iter()
+        .map(|&m| {
+            let pts = points
+                .iter()
+                .filter_map(|p| analysis.min_dim(p, m).map(|s| (p.length as f64, s.mean)))
+                .collect();
+            (m, pts)
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+    let dims = analysis.dims(experiment, family);
+    let (x_max, y_min, y_max) = (
+        points.iter().map(|p| p.length).max().unwrap_or(1) as f64 * 1.1,
+        *dims.first().unwrap_or(&1) as f64 / 1.5,
+        *dims.last().unwrap_or(&1) as f64 * 1.5,
+    );
+    // √L through the smallest-L point of the efficient models (or of any model).
+    let anchor = series
+        .iter()
+        .filter(|(m, _)| *m != ModelChoice::Standard)
+        .flat_map(|(_, s)| s.first().copied())
+        .chain(all.first().copied())
+        .next();
+    let title = format!("{family}: minimal dimension reaching the threshold");
+    figure!(stem, (640, 420), |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, (FONT, 16))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("problem size L (max sequence length)")
+            .y_desc("minimal embedding dimension")
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if let Some((l0, d0)) = anchor {
+            let curve: Vec<(f64, f64)> = (1..=50)
+                .map(|i| x_max * i as f64 / 50.0)
+                .map(|l| (l, d0 * (l / l0).sqrt()))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(curve, BLACK.mix(0.4)))
+                .map_err(|e| e.to_string())?
+                .label("√L reference")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
+        }
+        for (model, pts) in &series {
+            let colour = model_colour(*model);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(model.name())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })
+}
+
+/// Efficient/standard ratios at equal accuracy against L: FLOPs per generated token and
+/// measured decode time per token. Below 1 the efficient model is cheaper.
+pub fn compute_ratios(
+    analysis: &Analysis,
+    experiment: &str,
+    stem: &Path,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    type Line = (String, RGBColor, bool, Vec<(f64, f64)>);
+    let mut lines: Vec<Line> = Vec::new();
+    for model in [ModelChoice::Sparse, ModelChoice::Linear] {
+        for (family, _) in analysis
+            .families()
+            .into_iter()
+            .filter(|(e, _)| e == experiment)
+            .map(|(_, f)| (f, ()))
+        {
+            let rows: Vec<_> = analysis
+                .compute
+                .iter()
+                .filter(|c| c.experiment == experiment && c.model == model.name())
+                .filter(|c| {
+                    analysis
+                        .points(experiment, &family)
+                        .iter()
+                        .any(|p| p.task == c.task)
+                })
+                .collect();
+            let flops: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|c| {
+                    analysis
+                        .ratio_to_standard(c, |c| c.decode_flops_per_token)
+                        .map(|r| (c.length as f64, r))
+                })
+                .collect();
+            let time: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|c| {
+                    analysis
+                        .ratio_to_standard(c, |c| c.decode_seconds_per_token)
+                        .map(|r| (c.length as f64, r))
+                })
+                .collect();
+            if !flops.is_empty() {
+                lines.push((
+                    format!("{} {family} FLOPs/token", model.name()),
+                    model_colour(model),
+                    false,
+                    flops,
+                ));
+                lines.push((
+                    format!("{} {family} time/token", model.name()),
+                    model_colour(model),
+                    true,
+                    time,
+                ));
+            }
+        }
+    }
+    let values: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
+    let (lo, hi) = (
+        values.iter().copied().fold(0.5f64, f64::min) / 1.3,
+        values.iter().copied().fold(2.0f64, f64::max) * 1.3,
+    );
+    let x_max = lines
+        .iter()
+        .flat_map(|l| l.3.iter().map(|p| p.0))
+        .fold(10.0f64, f64::max)
+        * 1.1;
+    let title = format!("{experiment}: efficient / standard at equal accuracy");
+    figure!(stem, (720, 440), |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, (FONT, 16))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("problem size L")
+            .y_desc("ratio to standard (log)")
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, 1.0), (x_max, 1.0)],
+                BLACK.mix(0.5),
+            ))
+            .map_err(|e| e.to_string())?;
+        for (label, colour, dashed, pts) in &lines {
+            let style = if *dashed {
+                colour.mix(0.5).stroke_width(2)
+            } else {
+                colour.stroke_width(2)
+            };
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(|e| e.to_string())?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })
+}

@@ -1,0 +1,474 @@
+//! `report.md`, its CSV tables and figures, from the records of a results directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::plots;
+use crate::profile::{ModelChoice, Profile};
+use crate::summary::{Analysis, ComputeAtAccuracy};
+use crate::sweep::{write_atomic, Results, RunRecord};
+use crate::AnalysisError;
+
+/// The paper's finding per experiment, stated next to ours.
+const PAPER_CLAIM: &str = "The paper (Yang et al., ICML 2024, Figure 1) finds that the standard \
+Transformer solves Arithmetic, LIS and ED with a dimension that stays flat as the problem size \
+grows, while the Sparse and Linear Transformers need a dimension that grows with it (theory: \
+≈ √L), so that their per-token cost ends up no lower than the standard model's.";
+
+/// What `write_report` produced.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    pub report: PathBuf,
+    pub figures: Vec<PathBuf>,
+    pub tables: Vec<PathBuf>,
+}
+
+/// Writes `report.md`, `tables/*.csv` and `figures/*.{png,svg}` into `out` from the records of
+/// every results directory given (shards of one sweep merge by listing them all).
+pub fn write_report(
+    profile: &Profile,
+    results: &[Results],
+    out: &Path,
+) -> Result<ReportFiles, AnalysisError> {
+    let mut records: Vec<RunRecord> = Vec::new();
+    for r in results {
+        for record in r.load_records()? {
+            // A shard's records are disjoint from another's; the same id twice is one run.
+            if !records.iter().any(|x| x.key == record.key) {
+                records.push(record);
+            }
+        }
+    }
+    let analysis = Analysis::new(records, profile.threshold);
+    let figures_dir = out.join("figures");
+    let tables_dir = out.join("tables");
+    let mut figures = Vec::new();
+    let mut tables = Vec::new();
+    let mut md = String::new();
+
+    writeln!(md, "# dpcot report: profile `{}`\n", profile.name).unwrap();
+    setup_section(&mut md, profile, &analysis);
+
+    for experiment in experiments(&analysis) {
+        let title = match experiment.as_str() {
+            "general" => "General DP tasks (the paper's Figure 1)",
+            "locality" => "Local DP tasks (m-locality)",
+            other => other,
+        };
+        writeln!(md, "## {title}\n").unwrap();
+        if experiment == "general" {
+            writeln!(md, "{PAPER_CLAIM}\n").unwrap();
+        }
+        for (_, family) in analysis
+            .families()
+            .into_iter()
+            .filter(|(e, _)| *e == experiment)
+        {
+            writeln!(md, "### {family}\n").unwrap();
+            let stem = figures_dir.join(format!("{experiment}-{family}-heatmap"));
+            let grid = grid_dims(profile, &experiment, &family);
+            figures.extend(plots::heatmap(
+                &analysis,
+                &experiment,
+                &family,
+                &grid,
+                &stem,
+            )?);
+            writeln!(
+                md,
+                "![accuracy heatmap](figures/{experiment}-{family}-heatmap.png)\n"
+            )
+            .unwrap();
+            min_dim_table(&mut md, &analysis, &experiment, &family, profile);
+            let stem = figures_dir.join(format!("{experiment}-{family}-min-dim"));
+            figures.extend(plots::min_dim_curve(
+                &analysis,
+                &experiment,
+                &family,
+                &stem,
+            )?);
+            writeln!(
+                md,
+                "![minimal dimension against L](figures/{experiment}-{family}-min-dim.png)\n"
+            )
+            .unwrap();
+        }
+        writeln!(md, "### Compute at equal accuracy\n").unwrap();
+        compute_section(&mut md, &analysis, &experiment);
+        let stem = figures_dir.join(format!("{experiment}-compute-ratios"));
+        figures.extend(plots::compute_ratios(&analysis, &experiment, &stem)?);
+        writeln!(
+            md,
+            "![compute ratios](figures/{experiment}-compute-ratios.png)\n"
+        )
+        .unwrap();
+        failure_section(&mut md, &analysis, &experiment, profile.threshold);
+    }
+    run_times(&mut md, &analysis);
+
+    tables.push(write_csv(
+        &tables_dir.join("runs.csv"),
+        &runs_csv(&analysis),
+    )?);
+    tables.push(write_csv(
+        &tables_dir.join("min_dims.csv"),
+        &min_dims_csv(&analysis),
+    )?);
+    tables.push(write_csv(
+        &tables_dir.join("compute.csv"),
+        &compute_csv(&analysis),
+    )?);
+    writeln!(
+        md,
+        "Tables: `tables/runs.csv` (every run), `tables/min_dims.csv`, `tables/compute.csv`."
+    )
+    .unwrap();
+
+    let report = out.join("report.md");
+    write_atomic(&report, md.as_bytes())?;
+    Ok(ReportFiles {
+        report,
+        figures,
+        tables,
+    })
+}
+
+/// The profile's dimension grid for a task family (`lis-window2` belongs to the `lis` sweeps).
+fn grid_dims(profile: &Profile, experiment: &str, family: &str) -> Vec<usize> {
+    let mut dims: Vec<usize> = profile
+        .sweeps
+        .iter()
+        .filter(|s| s.experiment == experiment && family.split('-').next() == Some(s.task.as_str()))
+        .flat_map(|s| s.dims.iter().copied())
+        .collect();
+    dims.sort_unstable();
+    dims.dedup();
+    dims
+}
+
+fn experiments(analysis: &Analysis) -> Vec<String> {
+    let mut e: Vec<String> = analysis.families().into_iter().map(|(e, _)| e).collect();
+    e.dedup();
+    e
+}
+
+fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
+    let t = &profile.train;
+    let backend = analysis
+        .records
+        .first()
+        .map(|r| r.summary.backend.to_string())
+        .unwrap_or_else(|| "-".into());
+    writeln!(
+        md,
+        "Setup: {} layers, {} heads, dropout {}; up to {} steps of batch {} (AdamW, lr {}), \
+         stopping early once the headline accuracy reaches {:.0}%; {} training and {} test \
+         examples per run; seeds {:?}; backend `{backend}`. A model *solves* a problem at a dimension \
+         when its headline accuracy (the paper's metric: final-answer accuracy for arithmetic, \
+         teacher-forced exact match for LIS and ED) reaches {:.0}%. The minimal dimension is \
+         searched by bisection over the grid (each search starting from the answer for the next \
+         smaller size), so blank heatmap cells were not trained. {} runs.\n",
+        profile.layers,
+        profile.heads,
+        profile.dropout,
+        t.steps,
+        t.batch_size,
+        t.learning_rate,
+        100.0 * profile.threshold,
+        profile.data.train,
+        profile.data.test,
+        profile.seeds,
+        100.0 * profile.threshold,
+        analysis.records.len()
+    )
+    .unwrap();
+}
+
+fn min_dim_table(
+    md: &mut String,
+    analysis: &Analysis,
+    experiment: &str,
+    family: &str,
+    profile: &Profile,
+) {
+    let points = analysis.points(experiment, family);
+    let largest = analysis
+        .dims(experiment, family)
+        .last()
+        .copied()
+        .unwrap_or(0);
+    write!(md, "| model |").unwrap();
+    for p in &points {
+        write!(md, " L = {} (`{}`) |", p.length, p.task).unwrap();
+    }
+    writeln!(md, "\n|---|{}", "---|".repeat(points.len())).unwrap();
+    for model in analysis.models() {
+        write!(md, "| {} |", model.name()).unwrap();
+        for p in &points {
+            let cell = match analysis.min_dim(p, model) {
+                Some(s) if s.n > 1 && s.min != s.max => {
+                    format!(" {:.0} ({:.0}–{:.0}) |", s.mean, s.min, s.max)
+                }
+                Some(s) => format!(" {:.0} |", s.mean),
+                None if analysis.min_dims.contains_key(&(p.clone(), model)) => {
+                    format!(" > {largest} |")
+                }
+                None => " – |".to_string(),
+            };
+            md.push_str(&cell);
+        }
+        md.push('\n');
+    }
+    writeln!(
+        md,
+        "\nMinimal embedding dimension reaching {:.0}% (mean and range over seeds; `> d`: no searched dimension did).\n",
+        100.0 * profile.threshold
+    )
+    .unwrap();
+}
+
+fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
+    let rows: Vec<&ComputeAtAccuracy> = analysis
+        .compute
+        .iter()
+        .filter(|c| c.experiment == experiment)
+        .collect();
+    if rows.is_empty() {
+        writeln!(
+            md,
+            "No model reached the threshold, so there is no compute to compare.\n"
+        )
+        .unwrap();
+        return;
+    }
+    writeln!(
+        md,
+        "Each model at its own minimal dimension (so all are equally accurate). Ratios are to the \
+         standard model on the same problem.\n\n\
+         | task | L | model | dim | params | FLOPs/token | ratio | decode µs/token | ratio | peak MiB | train FLOPs | train s | steps |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    .unwrap();
+    let ratio = |r: Option<f64>| r.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "–".into());
+    for c in &rows {
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.3e} | {} | {:.1} | {} | {} | {:.2e} | {:.1} | {:.0} |",
+            c.task,
+            c.length,
+            c.model,
+            c.min_dim,
+            c.parameters,
+            c.decode_flops_per_token,
+            ratio(analysis.ratio_to_standard(c, |c| c.decode_flops_per_token)),
+            1e6 * c.decode_seconds_per_token,
+            ratio(analysis.ratio_to_standard(c, |c| c.decode_seconds_per_token)),
+            c.peak_memory_bytes.map(|b| format!("{:.0}", b / (1 << 20) as f64)).unwrap_or_else(|| "–".into()),
+            c.train_flops,
+            c.train_seconds,
+            c.train_steps
+        )
+        .unwrap();
+    }
+    md.push('\n');
+    md.push_str(&verdict(analysis, &rows));
+    md.push('\n');
+}
+
+/// The plain answer to the paper's question on this evidence.
+fn verdict(analysis: &Analysis, rows: &[&ComputeAtAccuracy]) -> String {
+    let mut saved = Vec::new();
+    let mut not_saved = Vec::new();
+    for c in rows.iter().filter(|c| c.model != "standard") {
+        if let Some(r) = analysis.ratio_to_standard(c, |c| c.decode_flops_per_token) {
+            let entry = format!("{} on `{}` ({r:.2}×)", c.model, c.task);
+            if r < 1.0 {
+                saved.push(entry);
+            } else {
+                not_saved.push(entry);
+            }
+        }
+    }
+    let unsolved = analysis
+        .min_dims
+        .iter()
+        .filter(|((p, m), mins)| {
+            *m != ModelChoice::Standard
+                && rows.iter().any(|c| c.task == p.task)
+                && mins.iter().any(Option::is_none)
+        })
+        .count();
+    let mut text = String::from("**Verdict on this evidence.** ");
+    if saved.is_empty() && not_saved.is_empty() {
+        text.push_str("No efficient model and the standard model both reached the threshold on the same problem, so no comparison at equal accuracy is possible.");
+    } else {
+        write!(
+            text,
+            "At equal accuracy, an efficient model spends fewer FLOPs per generated token than the standard one in {} of {} comparisons{}; \
+             it spends as many or more in {}{}.",
+            saved.len(),
+            saved.len() + not_saved.len(),
+            if saved.is_empty() { String::new() } else { format!(" ({})", saved.join(", ")) },
+            not_saved.len(),
+            if not_saved.is_empty() { String::new() } else { format!(" ({})", not_saved.join(", ")) },
+        )
+        .unwrap();
+    }
+    if unsolved > 0 {
+        write!(text, " In {unsolved} further cases an efficient model reached the threshold at no searched dimension while the standard model did.").unwrap();
+    }
+    text.push_str(" The measured decode times per token are in the table; at these small lengths fixed per-step costs weigh more than the attention's share.\n");
+    text
+}
+
+fn failure_section(md: &mut String, analysis: &Analysis, experiment: &str, threshold: f64) {
+    writeln!(
+        md,
+        "### Where chains go wrong\n\n\
+         For every run below the threshold, the first wrong step of its free-generation chains \
+         (step index / steps of a right chain, averaged over the wrong chains) and how they go wrong.\n\n\
+         | run | headline | chains right | mean first wrong step (relative) | kinds |\n|---|---|---|---|---|"
+    )
+    .unwrap();
+    let mut any = false;
+    for r in analysis
+        .records
+        .iter()
+        .filter(|r| r.key.experiment == experiment && r.summary.eval.headline < threshold)
+    {
+        let e = &r.summary.eval;
+        let wrong: usize = e.first_wrong_step.iter().sum();
+        let steps = e.first_wrong_step.len().max(1) as f64;
+        let mean = e
+            .first_wrong_step
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| i as f64 * n as f64)
+            .sum::<f64>()
+            / wrong.max(1) as f64;
+        writeln!(
+            md,
+            "| `{}` | {:.1}% | {:.1}% | {:.2} | {:?} |",
+            r.key.id(),
+            100.0 * e.headline,
+            100.0 * e.chain_accuracy,
+            mean / steps,
+            e.first_wrong_kind
+        )
+        .unwrap();
+        any = true;
+    }
+    if !any {
+        writeln!(md, "| (every run reached the threshold) | | | | |").unwrap();
+    }
+    md.push('\n');
+}
+
+fn run_times(md: &mut String, analysis: &Analysis) {
+    let total: f64 = analysis.records.iter().map(|r| r.wall_seconds).sum();
+    let train: f64 = analysis
+        .records
+        .iter()
+        .map(|r| r.summary.train_seconds)
+        .sum();
+    writeln!(
+        md,
+        "## Run times\n\n{} runs, {:.1} minutes of run processes in all ({:.1} of them training steps; the rest is data generation, evaluation and start-up).\n",
+        analysis.records.len(),
+        total / 60.0,
+        train / 60.0
+    )
+    .unwrap();
+}
+
+fn runs_csv(analysis: &Analysis) -> String {
+    let mut csv = String::from("id,experiment,task,length,model,d_model,seed,headline,answer_accuracy,chain_accuracy,teacher_forced_accuracy,steps,train_seconds,train_flops,decode_flops_per_token,decode_seconds_per_token,wall_seconds\n");
+    for r in &analysis.records {
+        let p = crate::summary::Point::of(r);
+        let e = &r.summary.eval;
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.4e},{:.4e},{:.4e},{:.2}",
+            r.key.id(),
+            r.key.experiment,
+            p.task,
+            p.length,
+            r.key.model.name(),
+            r.key.d_model,
+            r.key.seed,
+            e.headline,
+            e.answer_accuracy,
+            e.chain_accuracy,
+            e.teacher_forced_accuracy,
+            r.summary.steps,
+            r.summary.train_seconds,
+            r.summary.train_flops,
+            r.summary.decode_flops_per_token,
+            r.decode_seconds_per_token(),
+            r.wall_seconds
+        )
+        .unwrap();
+    }
+    csv
+}
+
+fn min_dims_csv(analysis: &Analysis) -> String {
+    let mut csv =
+        String::from("experiment,task,length,model,min_dim_mean,min_dim_min,min_dim_max,seeds\n");
+    for ((p, m), mins) in &analysis.min_dims {
+        let s = analysis.min_dim(p, *m);
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{}",
+            p.experiment,
+            p.task,
+            p.length,
+            m.name(),
+            s.map(|s| format!("{:.1}", s.mean)).unwrap_or_default(),
+            s.map(|s| s.min.to_string()).unwrap_or_default(),
+            s.map(|s| s.max.to_string()).unwrap_or_default(),
+            mins.len()
+        )
+        .unwrap();
+    }
+    csv
+}
+
+fn compute_csv(analysis: &Analysis) -> String {
+    let mut csv = String::from("experiment,task,length,model,min_dim,parameters,decode_flops_per_token,flops_ratio,decode_seconds_per_token,time_ratio,peak_memory_bytes,train_flops,train_seconds,train_steps\n");
+    for c in &analysis.compute {
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{:.4e},{},{:.4e},{},{},{:.4e},{:.2},{}",
+            c.experiment,
+            c.task,
+            c.length,
+            c.model,
+            c.min_dim,
+            c.parameters,
+            c.decode_flops_per_token,
+            analysis
+                .ratio_to_standard(c, |c| c.decode_flops_per_token)
+                .map(|r| format!("{r:.4}"))
+                .unwrap_or_default(),
+            c.decode_seconds_per_token,
+            analysis
+                .ratio_to_standard(c, |c| c.decode_seconds_per_token)
+                .map(|r| format!("{r:.4}"))
+                .unwrap_or_default(),
+            c.peak_memory_bytes
+                .map(|b| format!("{b:.0}"))
+                .unwrap_or_default(),
+            c.train_flops,
+            c.train_seconds,
+            c.train_steps
+        )
+        .unwrap();
+    }
+    csv
+}
+
+fn write_csv(path: &Path, text: &str) -> Result<PathBuf, AnalysisError> {
+    write_atomic(path, text.as_bytes())?;
+    Ok(path.to_path_buf())
+}

@@ -1,0 +1,484 @@
+//! Resumable, shardable sweeps: every run is trained in its own process and recorded as one
+//! JSON file, written atomically once the run is finished.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use dpcot_model::ModelConfig;
+use dpcot_tasks::{DpTask, TaskSpec};
+use dpcot_train::{DataSource, RunConfig, RunSummary, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::profile::{ModelChoice, Profile, TaskSweep};
+use crate::search::min_passing;
+use crate::AnalysisError;
+
+/// What identifies a run of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunKey {
+    pub experiment: String,
+    pub task: TaskSpec,
+    pub model: ModelChoice,
+    pub d_model: usize,
+    pub seed: u64,
+}
+
+impl RunKey {
+    /// File-name-safe and unique within a profile.
+    pub fn id(&self) -> String {
+        let task = self
+            .task
+            .build()
+            .map(|t| t.name())
+            .unwrap_or_else(|_| "invalid".into());
+        format!(
+            "{}-{}-{}-d{}-s{}",
+            self.experiment,
+            task,
+            self.model.name(),
+            self.d_model,
+            self.seed
+        )
+    }
+}
+
+/// One finished run: `records/<id>.json` of a results directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub key: RunKey,
+    pub config: RunConfig,
+    pub summary: RunSummary,
+    /// Wall time of the whole run process (data generation and evaluation included).
+    pub wall_seconds: f64,
+}
+
+impl RunRecord {
+    /// Measured wall time of greedy decoding per generated token, in seconds.
+    pub fn decode_seconds_per_token(&self) -> f64 {
+        self.summary.eval.decode_seconds / self.summary.eval.decode_tokens.max(1) as f64
+    }
+}
+
+/// The layout of a results directory.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub root: PathBuf,
+}
+
+impl Results {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn records(&self) -> PathBuf {
+        self.root.join("records")
+    }
+    /// The profile the sweep ran, kept with its results.
+    pub fn profile(&self) -> PathBuf {
+        self.root.join("profile.toml")
+    }
+    pub fn record(&self, id: &str) -> PathBuf {
+        self.records().join(format!("{id}.json"))
+    }
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.root.join("runs").join(id)
+    }
+    pub fn run_config(&self, id: &str) -> PathBuf {
+        self.root.join("configs").join(format!("{id}.json"))
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{id}.log"))
+    }
+
+    /// Every record in the directory, sorted by id.
+    pub fn load_records(&self) -> Result<Vec<RunRecord>, AnalysisError> {
+        let dir = self.records();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| read_record(p)).collect()
+    }
+}
+
+fn read_record(path: &Path) -> Result<RunRecord, AnalysisError> {
+    let text = std::fs::read_to_string(path).map_err(AnalysisError::io(path))?;
+    serde_json::from_str(&text).map_err(|e| AnalysisError::Record {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// How to run a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    pub results: Results,
+    /// The `dpcot` executable that trains one run (`dpcot train-config CONFIG --out DIR`).
+    pub worker: PathBuf,
+    pub backend: String,
+    /// Only this shard `(i, n)`, 1-based: search groups whose index is i − 1 modulo n.
+    pub shard: Option<(usize, usize)>,
+    /// Train every dimension of the grid instead of bisecting.
+    pub full_grid: bool,
+    /// Only these experiments (`general`, `locality`); all when empty.
+    pub experiments: Vec<String>,
+    pub quiet: bool,
+}
+
+/// Parses `i/N`.
+pub fn parse_shard(text: &str) -> Result<(usize, usize), AnalysisError> {
+    let bad = || AnalysisError::Shard(text.to_string());
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// One search: a task swept over sizes for one model and seed.
+#[derive(Debug, Clone)]
+pub struct SearchGroup<'a> {
+    pub sweep: &'a TaskSweep,
+    pub chain: Vec<TaskSpec>,
+    pub model: ModelChoice,
+    pub seed: u64,
+}
+
+/// The search groups of a profile, in a fixed order (the unit of sharding).
+pub fn search_groups<'a>(
+    profile: &'a Profile,
+    experiments: &[String],
+) -> Result<Vec<SearchGroup<'a>>, AnalysisError> {
+    let mut groups = Vec::new();
+    for sweep in &profile.sweeps {
+        if !experiments.is_empty() && !experiments.contains(&sweep.experiment) {
+            continue;
+        }
+        for chain in sweep.points()? {
+            for &model in sweep.models(profile) {
+                for &seed in &profile.seeds {
+                    groups.push(SearchGroup {
+                        sweep,
+                        chain: chain.clone(),
+                        model,
+                        seed,
+                    });
+                }
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// The outcome of a sweep session.
+#[derive(Debug, Clone, Default)]
+pub struct SweepOutcome {
+    /// Runs trained in this session.
+    pub trained: usize,
+    /// Runs found finished in the results directory.
+    pub reused: usize,
+}
+
+/// Runs the profile's searches (or full grids), skipping runs already recorded.
+pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutcome, AnalysisError> {
+    keep_profile(profile, &options.results)?;
+    let groups = search_groups(profile, &options.experiments)?;
+    let mine: Vec<&SearchGroup> = groups
+        .iter()
+        .enumerate()
+        .filter(|(g, _)| options.shard.is_none_or(|(i, n)| g % n == i - 1))
+        .map(|(_, group)| group)
+        .collect();
+
+    // Bisection needs about log2(dims) + 1 runs per point; the full grid needs them all.
+    let planned: usize = mine
+        .iter()
+        .map(|g| {
+            let dims = g.sweep.dims.len();
+            let per_point = if options.full_grid {
+                dims
+            } else {
+                (usize::BITS - dims.leading_zeros()) as usize
+            };
+            per_point * g.chain.len()
+        })
+        .sum();
+    let bar = progress(planned, options.quiet);
+    let mut outcome = SweepOutcome::default();
+    let started = Instant::now();
+
+    for group in mine {
+        let mut hint = None;
+        for task in &group.chain {
+            let mut passes = |i: usize| -> Result<bool, AnalysisError> {
+                let key = RunKey {
+                    experiment: group.sweep.experiment.clone(),
+                    task: task.clone(),
+                    model: group.model,
+                    d_model: group.sweep.dims[i],
+                    seed: group.seed,
+                };
+                let record = ensure_run(profile, &key, options, &bar, &mut outcome)?;
+                Ok(record.summary.eval.headline >= profile.threshold)
+            };
+            let found = if options.full_grid {
+                let mut first = None;
+                for i in 0..group.sweep.dims.len() {
+                    if passes(i)? && first.is_none() {
+                        first = Some(i);
+                    }
+                }
+                first
+            } else {
+                min_passing(group.sweep.dims.len(), hint, &mut passes)?
+            };
+            // The next (larger) size starts where this one ended.
+            hint = found.or(hint);
+        }
+    }
+    bar.finish_and_clear();
+    if !options.quiet {
+        eprintln!(
+            "sweep: {} runs trained, {} already recorded, in {:.0}s",
+            outcome.trained,
+            outcome.reused,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(outcome)
+}
+
+/// Stores the profile with the results, or checks that it is the one stored there: records of
+/// two profiles in one directory would be mixed up in the report.
+fn keep_profile(profile: &Profile, results: &Results) -> Result<(), AnalysisError> {
+    let path = results.profile();
+    if path.exists() {
+        let kept = Profile::load(&path)?;
+        if &kept != profile {
+            return Err(AnalysisError::Profile {
+                path,
+                reason: "this results directory was produced with another profile; use a fresh --results directory".into(),
+            });
+        }
+        return Ok(());
+    }
+    let text = toml::to_string_pretty(profile).map_err(|e| AnalysisError::Profile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&path, text.as_bytes())
+}
+
+/// The record of `key`, training the run first if it has none.
+fn ensure_run(
+    profile: &Profile,
+    key: &RunKey,
+    options: &SweepOptions,
+    bar: &ProgressBar,
+    outcome: &mut SweepOutcome,
+) -> Result<RunRecord, AnalysisError> {
+    let results = &options.results;
+    let id = key.id();
+    let record_path = results.record(&id);
+    if record_path.exists() {
+        let record = read_record(&record_path)?;
+        if &record.key == key {
+            outcome.reused += 1;
+            bar.inc(1);
+            return Ok(record);
+        }
+        return Err(AnalysisError::Record {
+            path: record_path,
+            reason: format!(
+                "holds another run with the same id (key {:?}); use a fresh results directory",
+                record.key
+            ),
+        });
+    }
+
+    let config = run_config(profile, key)?;
+    let config_path = results.run_config(&id);
+    write_json_atomic(&config_path, &config)?;
+    let run_dir = results.run_dir(&id);
+    let log_path = results.log(&id);
+    std::fs::create_dir_all(log_path.parent().expect("logs dir"))
+        .map_err(AnalysisError::io(&log_path))?;
+    let log = std::fs::File::create(&log_path).map_err(AnalysisError::io(&log_path))?;
+    let err_log = log.try_clone().map_err(AnalysisError::io(&log_path))?;
+
+    bar.set_message(id.clone());
+    let started = Instant::now();
+    let mut command = Command::new(&options.worker);
+    command
+        .arg("--quiet")
+        .arg("train-config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&run_dir)
+        .arg("--backend")
+        .arg(&options.backend);
+    // A run interrupted with the sweep continues from its checkpoint.
+    if run_dir.join("config.json").exists() {
+        command.arg("--resume");
+    }
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .status()
+        .map_err(AnalysisError::io(&options.worker))?;
+    if !status.success() {
+        return Err(AnalysisError::RunFailed {
+            id,
+            status: status.to_string(),
+            log: log_path,
+        });
+    }
+    let summary: RunSummary = {
+        let path = dpcot_train::RunDir::new(&run_dir).summary();
+        let text = std::fs::read_to_string(&path).map_err(AnalysisError::io(&path))?;
+        serde_json::from_str(&text).map_err(|e| AnalysisError::Record {
+            path,
+            reason: e.to_string(),
+        })?
+    };
+    let record = RunRecord {
+        key: key.clone(),
+        config,
+        summary,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json_atomic(&record_path, &record)?;
+    outcome.trained += 1;
+    bar.inc(1);
+    log_line(
+        bar,
+        options.quiet,
+        format!(
+            "{id}: {:.1}% in {} steps, {:.0}s",
+            100.0 * record.summary.eval.headline,
+            record.summary.steps,
+            record.wall_seconds
+        ),
+    );
+    Ok(record)
+}
+
+/// The run configuration of a key under a profile.
+pub fn run_config(profile: &Profile, key: &RunKey) -> Result<RunConfig, AnalysisError> {
+    let task = key.task.build()?;
+    let mut model = ModelConfig::new(
+        task.vocab().len(),
+        task.max_len(),
+        key.d_model,
+        key.model.attention(),
+    );
+    model.n_layers = profile.layers;
+    model.n_heads = profile.heads;
+    model.dropout = profile.dropout;
+    let settings = &profile.train;
+    let mut train = TrainConfig::new(settings.steps);
+    train.batch_size = settings.batch_size;
+    train.learning_rate = settings.learning_rate;
+    train.warmup_steps = settings.warmup_steps;
+    train.eval_every = Some(settings.eval_every);
+    train.eval_examples = settings.eval_examples;
+    train.target_accuracy = Some(profile.threshold);
+    train.seed = key.seed;
+    let config = RunConfig {
+        task: key.task.clone(),
+        model,
+        train,
+        data: DataSource::Generated {
+            train: profile.data.train,
+            test: profile.data.test,
+            seed: key.seed,
+        },
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// One line a person can follow: above the progress bar on a terminal, plain on stderr when
+/// the output goes to a log file (where the bar is hidden).
+fn log_line(bar: &ProgressBar, quiet: bool, line: String) {
+    if quiet {
+        return;
+    }
+    if std::io::stderr().is_terminal() {
+        bar.println(line);
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+fn progress(planned: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(planned as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "sweep [{bar:30}] {pos}/~{len} runs, {elapsed} elapsed, eta {eta}: {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_secs(1));
+    bar
+}
+
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), AnalysisError> {
+    let mut text = serde_json::to_string_pretty(value).expect("serialisable");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(AnalysisError::io(dir))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(AnalysisError::io(dir))?;
+    std::io::Write::write_all(&mut file, bytes).map_err(AnalysisError::io(path))?;
+    file.persist(path)
+        .map_err(|e| AnalysisError::io(path)(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_reject_nonsense() {
+        assert_eq!(parse_shard("2/3").unwrap(), (2, 3));
+        for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_name_the_run() {
+        let key = RunKey {
+            experiment: "general".into(),
+            task: TaskSpec::Lis {
+                length: 8,
+                range: 250,
+                window: Some(2),
+            },
+            model: ModelChoice::Linear,
+            d_model: 64,
+            seed: 3,
+        };
+        assert_eq!(key.id(), "general-lis-8-window2-linear-d64-s3");
+    }
+}

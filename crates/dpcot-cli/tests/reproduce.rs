@@ -1,0 +1,201 @@
+//! The reproduce pipeline end to end on the smoke profile: sweep, report, figures; and a sweep
+//! killed mid-run finishes on restart with no run lost or duplicated.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dpcot_analysis::profile::Profile;
+use dpcot_analysis::sweep::{search_groups, Results, RunKey};
+
+fn smoke_profile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml")
+}
+
+fn dpcot(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dpcot"));
+    command.arg("--quiet").args(args);
+    command
+}
+
+fn run_ok(command: &mut Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every search's runs are recorded: for each point and model, the minimal passing dimension's
+/// smaller neighbour was run and failed, or, if none passed, the largest dimension was run.
+fn assert_searches_complete(profile: &Profile, results: &Results) {
+    let records = results.load_records().unwrap();
+    let find = |key: &RunKey| records.iter().find(|r| &r.key == key);
+    for group in search_groups(profile, &[]).unwrap() {
+        for task in &group.chain {
+            let key = |d: usize| RunKey {
+                experiment: group.sweep.experiment.clone(),
+                task: task.clone(),
+                model: group.model,
+                d_model: d,
+                seed: group.seed,
+            };
+            let dims = &group.sweep.dims;
+            let passed: Vec<usize> = (0..dims.len())
+                .filter(|&i| {
+                    find(&key(dims[i]))
+                        .is_some_and(|r| r.summary.eval.headline >= profile.threshold)
+                })
+                .collect();
+            match passed.first() {
+                Some(&0) => {}
+                Some(&i) => {
+                    let below = find(&key(dims[i - 1]))
+                        .unwrap_or_else(|| panic!("{} not run", key(dims[i - 1]).id()));
+                    assert!(below.summary.eval.headline < profile.threshold);
+                }
+                None => assert!(
+                    find(&key(*dims.last().unwrap())).is_some(),
+                    "{}: largest dim not run",
+                    key(0).id()
+                ),
+            }
+        }
+    }
+    let ids: BTreeSet<String> = records.iter().map(|r| r.key.id()).collect();
+    assert_eq!(ids.len(), records.len(), "a run is recorded twice");
+}
+
+fn assert_figure(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("png") => assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000,
+            "{}",
+            path.display()
+        ),
+        Some("svg") => {
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                text.contains("<svg") && text.trim_end().ends_with("</svg>"),
+                "{}",
+                path.display()
+            );
+        }
+        other => panic!("unexpected figure {other:?}"),
+    }
+}
+
+#[test]
+fn smoke_profile_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let profile_path = smoke_profile();
+    let profile_arg = profile_path.to_str().unwrap();
+    let results_arg = results.to_str().unwrap();
+    run_ok(&mut dpcot(&[
+        "sweep",
+        "--profile",
+        profile_arg,
+        "--results",
+        results_arg,
+    ]));
+    run_ok(&mut dpcot(&["report", "--results", results_arg]));
+
+    let profile = Profile::load(&profile_path).unwrap();
+    assert_searches_complete(&profile, &Results::new(&results));
+    let report = std::fs::read_to_string(results.join("report.md")).unwrap();
+    for needle in [
+        "## General DP tasks",
+        "### lis",
+        "### ed",
+        "### arithmetic",
+        "Compute at equal accuracy",
+        "Verdict",
+        "## Run times",
+    ] {
+        assert!(report.contains(needle), "report lacks `{needle}`");
+    }
+    let mut figures = 0;
+    for line in report.lines().filter(|l| l.starts_with("![")) {
+        let png = line.split("](").nth(1).unwrap().trim_end_matches(')');
+        assert_figure(&results.join(png));
+        assert_figure(&results.join(png).with_extension("svg"));
+        figures += 1;
+    }
+    assert!(figures >= 7, "{figures} figures in the report");
+    for table in ["runs", "min_dims", "compute"] {
+        let csv = std::fs::read_to_string(results.join(format!("tables/{table}.csv"))).unwrap();
+        assert!(csv.lines().count() >= 2, "{table}.csv is empty");
+    }
+}
+
+#[test]
+fn a_killed_sweep_resumes_without_losing_or_repeating_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let profile_path = smoke_profile();
+    let args = [
+        "sweep",
+        "--profile",
+        profile_path.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+
+    // Kill the sweep once a few runs are recorded (mid-sweep, possibly mid-run).
+    let mut child = dpcot(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let records = results.join("records");
+    let started = Instant::now();
+    while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no records after 5 minutes"
+        );
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    let before: BTreeSet<String> = std::fs::read_dir(&records)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+
+    let out = dpcot(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{} already recorded", before.len())),
+        "{stdout}"
+    );
+
+    let profile = Profile::load(&profile_path).unwrap();
+    assert_searches_complete(&profile, &Results::new(&results));
+    let after: BTreeSet<String> = std::fs::read_dir(&records)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(before.is_subset(&after));
+    assert!(
+        after.iter().all(|f| f.ends_with(".json")),
+        "temporary files left: {after:?}"
+    );
+
+    // A third start has nothing left to do.
+    let out = dpcot(&args).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 runs trained"));
+}
