@@ -56,6 +56,9 @@ struct ReproduceArgs {
     /// Backend among those compiled in (flex, ndarray, wgpu, cuda).
     #[arg(long)]
     backend: Option<String>,
+    /// Searches run at once [default: the number of cores; use 1 on a single GPU].
+    #[arg(long)]
+    jobs: Option<usize>,
     #[command(flatten)]
     build: BuildArgs,
 }
@@ -132,6 +135,9 @@ fn reproduce(args: ReproduceArgs) -> Result<()> {
     }
     if let Some(backend) = &args.backend {
         sweep.extend(["--backend".into(), backend.clone()]);
+    }
+    if let Some(jobs) = args.jobs {
+        sweep.extend(["--jobs".into(), jobs.to_string()]);
     }
     dpcot(&args.build, &sweep)?;
     if args.shard.is_some() {

@@ -15,6 +15,7 @@
 //!     backend: "flex".into(),
 //!     shard: None,
 //!     full_grid: false,
+//!     jobs: 1,
 //!     experiments: vec![],
 //!     quiet: false,
 //! };

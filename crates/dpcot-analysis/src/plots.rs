@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -54,6 +55,91 @@ macro_rules! figure {
             |$root: DrawingArea<BitMapBackend, Shift>| -> Result<(), String> { $body },
         )
     };
+}
+
+type Log2Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white figure with a title, a linear x axis from 0 and a y axis in log₂ units: series are
+/// drawn at `(x, log₂ y)` (see [`log2`]) and the y labels show `y` itself, `label(y)`.
+fn log2_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_max: f64,
+    (y_min, y_max): (f64, f64),
+    (x_desc, y_desc): (&str, &str),
+    label: fn(f64) -> String,
+) -> Result<Log2Chart<'a, DB>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (lo, hi) = (y_min.log2(), y_max.log2());
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..x_max, lo..hi)
+        .map_err(|e| e.to_string())?;
+    // One label per power of two in range (at least a few).
+    let labels = ((hi - lo).ceil() as usize + 1).max(3);
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_labels(labels)
+        .y_label_formatter(&|v| label(v.exp2()))
+        .label_style((FONT, 12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+/// Points in the coordinates of [`log2_chart`].
+fn log2(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    points.iter().map(|&(x, y)| (x, y.log2())).collect()
+}
+
+/// A legend box in the upper left corner.
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Log2Chart<'a, DB>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 11))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// Markers told apart even where the models' points coincide.
+fn draw_markers<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Log2Chart<'a, DB>,
+    model: ModelChoice,
+    points: &[(f64, f64)],
+    colour: RGBColor,
+) -> Result<(), String> {
+    let result = match model {
+        ModelChoice::Standard => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 7, colour.stroke_width(2))),
+            )
+            .map(|_| ()),
+        ModelChoice::Sparse => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| TriangleMarker::new(p, 6, colour.filled())),
+            )
+            .map(|_| ()),
+        ModelChoice::Linear => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Cross::new(p, 5, colour.stroke_width(2))),
+            )
+            .map(|_| ()),
+    };
+    result.map_err(|e| e.to_string())
 }
 
 /// Red (0) through yellow to green (1).
@@ -189,28 +275,24 @@ pub fn min_dim_curve(
         .next();
     let title = format!("{family}: minimal dimension reaching the threshold");
     figure!(stem, (640, 420), |root| {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, (FONT, 16))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("problem size L (max sequence length)")
-            .y_desc("minimal embedding dimension")
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = log2_chart(
+            &root,
+            &title,
+            x_max,
+            (y_min, y_max),
+            (
+                "problem size L (max sequence length)",
+                "minimal embedding dimension",
+            ),
+            |d| format!("{d:.0}"),
+        )?;
         if let Some((l0, d0)) = anchor {
             let curve: Vec<(f64, f64)> = (1..=50)
                 .map(|i| x_max * i as f64 / 50.0)
                 .map(|l| (l, d0 * (l / l0).sqrt()))
                 .collect();
             chart
-                .draw_series(LineSeries::new(curve, BLACK.mix(0.4)))
+                .draw_series(LineSeries::new(log2(&curve), BLACK.mix(0.4)))
                 .map_err(|e| e.to_string())?
                 .label("√L reference")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
@@ -218,23 +300,15 @@ pub fn min_dim_curve(
         for (model, pts) in &series {
             let colour = model_colour(*model);
             chart
-                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+                .draw_series(LineSeries::new(log2(pts), colour.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(model.name())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
                 });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-                .map_err(|e| e.to_string())?;
+            draw_markers(&mut chart, *model, &log2(pts), colour)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })
 }
@@ -310,24 +384,17 @@ pub fn compute_ratios(
         * 1.1;
     let title = format!("{experiment}: efficient / standard at equal accuracy");
     figure!(stem, (720, 440), |root| {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, (FONT, 16))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("problem size L")
-            .y_desc("ratio to standard (log)")
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = log2_chart(
+            &root,
+            &title,
+            x_max,
+            (lo, hi),
+            ("problem size L", "ratio to standard"),
+            |r| format!("{r:.2}"),
+        )?;
         chart
             .draw_series(LineSeries::new(
-                vec![(0.0, 1.0), (x_max, 1.0)],
+                vec![(0.0, 0.0), (x_max, 0.0)],
                 BLACK.mix(0.5),
             ))
             .map_err(|e| e.to_string())?;
@@ -338,21 +405,19 @@ pub fn compute_ratios(
                 colour.stroke_width(2)
             };
             chart
-                .draw_series(LineSeries::new(pts.clone(), style))
+                .draw_series(LineSeries::new(log2(pts), style))
                 .map_err(|e| e.to_string())?
                 .label(label.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
             chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                .draw_series(
+                    log2(pts)
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, style.filled())),
+                )
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font((FONT, 11))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })
 }

@@ -1,9 +1,12 @@
 //! Resumable, shardable sweeps: every run is trained in its own process and recorded as one
 //! JSON file, written atomically once the run is finished.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use dpcot_model::ModelConfig;
@@ -126,6 +129,10 @@ pub struct SweepOptions {
     pub shard: Option<(usize, usize)>,
     /// Train every dimension of the grid instead of bisecting.
     pub full_grid: bool,
+    /// Searches run at once (each run is a process of its own). Small models leave cores idle,
+    /// so 2 on 2 cores nearly halves the time; concurrent runs share the CPU, which measured
+    /// times reflect (every model equally).
+    pub jobs: usize,
     /// Only these experiments (`general`, `locality`); all when empty.
     pub experiments: Vec<String>,
     pub quiet: bool,
@@ -159,6 +166,26 @@ pub fn search_groups<'a>(
     profile: &'a Profile,
     experiments: &[String],
 ) -> Result<Vec<SearchGroup<'a>>, AnalysisError> {
+    if let Some(unknown) = experiments
+        .iter()
+        .find(|e| !profile.sweeps.iter().any(|s| &s.experiment == *e))
+    {
+        return Err(AnalysisError::Profile {
+            path: "--experiment".into(),
+            reason: format!(
+                "the profile `{}` has no `{unknown}` experiment (it has: {})",
+                profile.name,
+                profile
+                    .sweeps
+                    .iter()
+                    .map(|s| s.experiment.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
     let mut groups = Vec::new();
     for sweep in &profile.sweeps {
         if !experiments.is_empty() && !experiments.contains(&sweep.experiment) {
@@ -214,38 +241,40 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
         })
         .sum();
     let bar = progress(planned, options.quiet);
-    let mut outcome = SweepOutcome::default();
+    let counts = Counts::default();
     let started = Instant::now();
 
-    for group in mine {
-        let mut hint = None;
-        for task in &group.chain {
-            let mut passes = |i: usize| -> Result<bool, AnalysisError> {
-                let key = RunKey {
-                    experiment: group.sweep.experiment.clone(),
-                    task: task.clone(),
-                    model: group.model,
-                    d_model: group.sweep.dims[i],
-                    seed: group.seed,
-                };
-                let record = ensure_run(profile, &key, options, &bar, &mut outcome)?;
-                Ok(record.summary.eval.headline >= profile.threshold)
-            };
-            let found = if options.full_grid {
-                let mut first = None;
-                for i in 0..group.sweep.dims.len() {
-                    if passes(i)? && first.is_none() {
-                        first = Some(i);
-                    }
+    // Searches are independent: `jobs` workers take them from one queue, each training its
+    // runs in child processes. The first error stops every worker from starting new searches.
+    let queue = Mutex::new(mine.into_iter().collect::<VecDeque<_>>());
+    let failure: Mutex<Option<AnalysisError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            scope.spawn(|| loop {
+                if failure.lock().expect("no panics hold the lock").is_some() {
+                    return;
                 }
-                first
-            } else {
-                min_passing(group.sweep.dims.len(), hint, &mut passes)?
-            };
-            // The next (larger) size starts where this one ended.
-            hint = found.or(hint);
+                let Some(group) = queue.lock().expect("no panics hold the lock").pop_front() else {
+                    return;
+                };
+                if let Err(e) = search(profile, group, options, &bar, &counts) {
+                    failure
+                        .lock()
+                        .expect("no panics hold the lock")
+                        .get_or_insert(e);
+                    return;
+                }
+            });
         }
+    });
+    if let Some(e) = failure.into_inner().expect("no panics hold the lock") {
+        bar.abandon();
+        return Err(e);
     }
+    let outcome = SweepOutcome {
+        trained: counts.trained.load(Ordering::Relaxed),
+        reused: counts.reused.load(Ordering::Relaxed),
+    };
     bar.finish_and_clear();
     if !options.quiet {
         eprintln!(
@@ -279,13 +308,58 @@ fn keep_profile(profile: &Profile, results: &Results) -> Result<(), AnalysisErro
     write_atomic(&path, text.as_bytes())
 }
 
+#[derive(Default)]
+struct Counts {
+    trained: AtomicUsize,
+    reused: AtomicUsize,
+}
+
+/// One search group: the minimal dimension at every size, each size starting from the answer
+/// for the previous one.
+fn search(
+    profile: &Profile,
+    group: &SearchGroup,
+    options: &SweepOptions,
+    bar: &ProgressBar,
+    counts: &Counts,
+) -> Result<(), AnalysisError> {
+    let mut hint = None;
+    for task in &group.chain {
+        let mut passes = |i: usize| -> Result<bool, AnalysisError> {
+            let key = RunKey {
+                experiment: group.sweep.experiment.clone(),
+                task: task.clone(),
+                model: group.model,
+                d_model: group.sweep.dims[i],
+                seed: group.seed,
+            };
+            let record = ensure_run(profile, &key, options, bar, counts)?;
+            Ok(record.summary.eval.headline >= profile.threshold)
+        };
+        let found = if options.full_grid {
+            let mut first = None;
+            for i in 0..group.sweep.dims.len() {
+                if passes(i)? && first.is_none() {
+                    first = Some(i);
+                }
+            }
+            first
+        } else {
+            min_passing(group.sweep.dims.len(), hint, &mut passes)?
+        };
+        // The next (larger) size starts where this one ended.
+        hint = found.or(hint);
+    }
+    Ok(())
+}
+
 /// The record of `key`, training the run first if it has none.
 fn ensure_run(
     profile: &Profile,
     key: &RunKey,
     options: &SweepOptions,
     bar: &ProgressBar,
-    outcome: &mut SweepOutcome,
+    counts: &Counts,
 ) -> Result<RunRecord, AnalysisError> {
     let results = &options.results;
     let id = key.id();
@@ -293,7 +367,7 @@ fn ensure_run(
     if record_path.exists() {
         let record = read_record(&record_path)?;
         if &record.key == key {
-            outcome.reused += 1;
+            counts.reused.fetch_add(1, Ordering::Relaxed);
             bar.inc(1);
             return Ok(record);
         }
@@ -359,7 +433,7 @@ fn ensure_run(
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     write_json_atomic(&record_path, &record)?;
-    outcome.trained += 1;
+    counts.trained.fetch_add(1, Ordering::Relaxed);
     bar.inc(1);
     log_line(
         bar,

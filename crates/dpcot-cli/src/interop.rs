@@ -10,7 +10,7 @@ use dpcot_model::pretrained::{load_reference, LoadOptions};
 use dpcot_tasks::dataset::{self, Split};
 use dpcot_tasks::reference_format;
 use dpcot_tasks::{Dataset, DpTask, GenerateConfig, TaskOptions, TaskSpec};
-use dpcot_train::{Backend, EvalMetrics};
+use dpcot_train::Backend;
 
 /// The formats of example files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -307,27 +307,9 @@ pub fn eval_checkpoint(
         examples.len()
     );
     let metrics = dpcot_train::evaluate(&model, &task, &examples, batch_size.max(1), &device)?;
-    print_metrics(&task.name(), checkpoint, &metrics);
-    Ok(())
-}
-
-fn print_metrics(task: &str, checkpoint: &Path, m: &EvalMetrics) {
-    println!(
-        "{task}, checkpoint {}, {} test examples: headline ({:?}) {:.1}% | answer {:.1}% | chain {:.1}% | teacher-forced {:.1}% | well-formed {:.1}% | decode {:.0} tokens/s",
-        checkpoint.display(),
-        m.examples,
-        m.headline_metric,
-        100.0 * m.headline,
-        100.0 * m.answer_accuracy,
-        100.0 * m.chain_accuracy,
-        100.0 * m.teacher_forced_accuracy,
-        100.0 * m.well_formed,
-        m.decode_tokens_per_second
+    crate::print_eval(
+        &format!("{}, checkpoint {}", task.name(), checkpoint.display()),
+        &metrics,
     );
-    if !m.first_wrong_step.is_empty() {
-        println!(
-            "first wrong step (free generation): {:?}; kinds {:?}",
-            m.first_wrong_step, m.first_wrong_kind
-        );
-    }
+    Ok(())
 }

@@ -429,7 +429,10 @@ fn train(args: TrainArgs, quiet: bool) -> Result<()> {
 
 fn run_and_print(config: &RunConfig, out: &std::path::Path, options: &TrainOptions) -> Result<()> {
     let summary = dpcot_train::train(&RunDir::new(out), config, options)?;
-    print_eval(&summary.task, summary.steps, &summary.eval);
+    print_eval(
+        &format!("{} after {} steps", summary.task, summary.steps),
+        &summary.eval,
+    );
     println!(
         "trained {} steps in {:.1}s ({:.0} tokens/s, {:.3e} FLOPs); summary in {}",
         summary.steps,
@@ -455,13 +458,14 @@ fn eval(args: EvalArgs) -> Result<()> {
     let (task, metrics) =
         dpcot_train::evaluate_run(&dir, args.backend.backend()?, args.batch_size)?;
     let steps = dir.read_summary().map(|s| s.steps).unwrap_or(0);
-    print_eval(&task.name(), steps, &metrics);
+    print_eval(&format!("{} after {steps} steps", task.name()), &metrics);
     Ok(())
 }
 
-fn print_eval(task: &str, steps: usize, m: &EvalMetrics) {
+/// One evaluation as a person reads it; `heading` says what was evaluated.
+fn print_eval(heading: &str, m: &EvalMetrics) {
     println!(
-        "{task} after {steps} steps, {} test examples: headline ({:?}) {:.1}% | answer {:.1}% | chain {:.1}% | teacher-forced {:.1}% | well-formed {:.1}% | decode {:.0} tokens/s",
+        "{heading}, {} test examples: headline ({:?}) {:.1}% | answer {:.1}% | chain {:.1}% | teacher-forced {:.1}% | well-formed {:.1}% | decode {:.0} tokens/s",
         m.examples,
         m.headline_metric,
         100.0 * m.headline,
@@ -521,6 +525,9 @@ struct SweepArgs {
     /// Train every dimension of the grid instead of bisecting.
     #[arg(long)]
     full_grid: bool,
+    /// Searches run at once, each run in a process of its own [default: the number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Only this experiment (general or locality); repeatable. Default: all in the profile.
     #[arg(long)]
     experiment: Vec<String>,
@@ -540,6 +547,9 @@ fn sweep(args: SweepArgs, quiet: bool) -> Result<()> {
             .map(dpcot_analysis::sweep::parse_shard)
             .transpose()?,
         full_grid: args.full_grid,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         experiments: args.experiment,
         quiet,
     };

@@ -187,14 +187,7 @@ impl Dataset {
     /// Writes the dataset atomically: a temporary file in the same directory, then a rename.
     pub fn write(&self, path: &Path) -> Result<(), TaskError> {
         let task = self.task()?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(TaskError::io(dir))?;
-        let file = tempfile::NamedTempFile::new_in(dir).map_err(TaskError::io(dir))?;
-        let mut out = BufWriter::new(file);
-        let write_all = |out: &mut BufWriter<tempfile::NamedTempFile>| -> std::io::Result<()> {
+        write_atomic(path, |out| {
             serde_json::to_writer(&mut *out, &self.header)?;
             out.write_all(b"\n")?;
             let vocab = task.vocab();
@@ -207,16 +200,8 @@ impl Dataset {
                 out.write_all(vocab.decode(body).as_bytes())?;
                 out.write_all(b"\n")?;
             }
-            out.flush()
-        };
-        write_all(&mut out).map_err(TaskError::io(path))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| TaskError::io(path)(e.into_error()))?;
-        file.as_file().sync_all().map_err(TaskError::io(path))?;
-        file.persist(path)
-            .map_err(|e| TaskError::io(path)(e.error))?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Reads a dataset file, checking its header, every line and the example count.
@@ -311,6 +296,31 @@ impl Dataset {
         }
         Ok(dataset)
     }
+}
+
+/// Writes a file atomically: a temporary file in the same directory, synced, then renamed over
+/// `path`, so that a reader never sees half a file.
+pub(crate) fn write_atomic(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> std::io::Result<()>,
+) -> Result<(), TaskError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(TaskError::io(dir))?;
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(TaskError::io(dir))?;
+    let mut out = BufWriter::new(file);
+    body(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(TaskError::io(path))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| TaskError::io(path)(e.into_error()))?;
+    file.as_file().sync_all().map_err(TaskError::io(path))?;
+    file.persist(path)
+        .map_err(|e| TaskError::io(path)(e.error))?;
+    Ok(())
 }
 
 /// Writes `train.txt` and `test.txt` into `dir`.

@@ -24,11 +24,11 @@
 //! chain, and the reference's own test metric scores only the answer.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::arithmetic::Arithmetic;
-use crate::dataset::{DatasetHeader, Split, FORMAT, VERSION};
+use crate::dataset::{write_atomic, DatasetHeader, Split, FORMAT, VERSION};
 use crate::task::{DpTask, Example, Task, TaskSpec};
 use crate::vocab::{TokenId, EOS};
 use crate::{CheckReport, Dataset, TaskError, WrongKind};
@@ -472,30 +472,6 @@ pub fn import_dir(task_spec: &TaskSpec, dir: &Path) -> Result<(Dataset, Dataset)
         layout.answers.as_deref(),
     )?;
     Ok((train, test))
-}
-
-/// Writes a file atomically: a temporary file in the same directory, then a rename.
-fn write_atomic(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> std::io::Result<()>,
-) -> Result<(), TaskError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(TaskError::io(dir))?;
-    let file = tempfile::NamedTempFile::new_in(dir).map_err(TaskError::io(dir))?;
-    let mut out = BufWriter::new(file);
-    body(&mut out)
-        .and_then(|()| out.flush())
-        .map_err(TaskError::io(path))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| TaskError::io(path)(e.into_error()))?;
-    file.as_file().sync_all().map_err(TaskError::io(path))?;
-    file.persist(path)
-        .map_err(|e| TaskError::io(path)(e.error))?;
-    Ok(())
 }
 
 /// One line as the reference writes it: every word followed by a space.
