@@ -392,45 +392,50 @@ fn ensure_run(
 
     bar.set_message(id.clone());
     let started = Instant::now();
-    let mut command = Command::new(&options.worker);
-    command
-        .arg("--quiet")
-        .arg("train-config")
-        .arg(&config_path)
-        .arg("--out")
-        .arg(&run_dir)
-        .arg("--backend")
-        .arg(&options.backend);
-    // A run interrupted with the sweep continues from its checkpoint.
-    if run_dir.join("config.json").exists() {
-        command.arg("--resume");
+    let run = dpcot_train::RunDir::new(&run_dir);
+    // A run that finished just before the sweep was stopped (summary written, record not yet)
+    // is recorded as it is: resuming it would train on past its early stop.
+    let finished = run.summary().exists() && run.read_config().ok().as_ref() == Some(&config);
+    if !finished {
+        let mut command = Command::new(&options.worker);
+        command
+            .arg("--quiet")
+            .arg("train-config")
+            .arg(&config_path)
+            .arg("--out")
+            .arg(&run_dir)
+            .arg("--backend")
+            .arg(&options.backend);
+        // A run interrupted with the sweep continues from its checkpoint.
+        if run_dir.join("config.json").exists() {
+            command.arg("--resume");
+        }
+        let status = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .status()
+            .map_err(AnalysisError::io(&options.worker))?;
+        if !status.success() {
+            return Err(AnalysisError::RunFailed {
+                id,
+                status: status.to_string(),
+                log: log_path,
+            });
+        }
     }
-    let status = command
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log)
-        .status()
-        .map_err(AnalysisError::io(&options.worker))?;
-    if !status.success() {
-        return Err(AnalysisError::RunFailed {
-            id,
-            status: status.to_string(),
-            log: log_path,
-        });
-    }
-    let summary: RunSummary = {
-        let path = dpcot_train::RunDir::new(&run_dir).summary();
-        let text = std::fs::read_to_string(&path).map_err(AnalysisError::io(&path))?;
-        serde_json::from_str(&text).map_err(|e| AnalysisError::Record {
-            path,
-            reason: e.to_string(),
-        })?
+    let summary = run.read_summary()?;
+    let wall_seconds = if finished {
+        // The process that trained it is gone; its training time is the best lower bound.
+        summary.train_seconds
+    } else {
+        started.elapsed().as_secs_f64()
     };
     let record = RunRecord {
         key: key.clone(),
         config,
         summary,
-        wall_seconds: started.elapsed().as_secs_f64(),
+        wall_seconds,
     };
     write_json_atomic(&record_path, &record)?;
     counts.trained.fetch_add(1, Ordering::Relaxed);

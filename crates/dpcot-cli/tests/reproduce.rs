@@ -198,4 +198,23 @@ fn a_killed_sweep_resumes_without_losing_or_repeating_runs() {
     // A third start has nothing left to do.
     let out = dpcot(&args).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 runs trained"));
+
+    // Killed between a run's end and its record: the finished run is recorded as it is, not
+    // resumed (which would train on past its early stop).
+    let victim = std::fs::read_dir(&records)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&victim).unwrap()).unwrap();
+    std::fs::remove_file(&victim).unwrap();
+    run_ok(&mut dpcot(&args));
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&victim).unwrap()).unwrap();
+    assert_eq!(
+        before["summary"], after["summary"],
+        "the finished run was trained again"
+    );
 }
