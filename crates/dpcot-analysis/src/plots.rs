@@ -185,7 +185,10 @@ pub fn heatmap(
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(140)
-            .build_cartesian_2d((0..n_cols).into_segmented(), (0..n_rows).into_segmented())
+            .build_cartesian_2d(
+                (0..n_cols - 1).into_segmented(),
+                (0..n_rows - 1).into_segmented(),
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
