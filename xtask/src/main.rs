@@ -56,7 +56,7 @@ struct ReproduceArgs {
     /// Backend among those compiled in (flex, ndarray, wgpu, cuda).
     #[arg(long)]
     backend: Option<String>,
-    /// Searches run at once [default: the number of cores; use 1 on a single GPU].
+    /// Searches run at once [default: the number of cores on a CPU backend, 1 on a GPU].
     #[arg(long)]
     jobs: Option<usize>,
     #[command(flatten)]

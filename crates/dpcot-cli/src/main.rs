@@ -525,7 +525,8 @@ struct SweepArgs {
     /// Train every dimension of the grid instead of bisecting.
     #[arg(long)]
     full_grid: bool,
-    /// Searches run at once, each run in a process of its own [default: the number of cores].
+    /// Searches run at once, each run in a process of its own [default: the number of cores on
+    /// a CPU backend, 1 on a GPU].
     #[arg(long)]
     jobs: Option<usize>,
     /// Only this experiment (general or locality); repeatable. Default: all in the profile.
@@ -537,19 +538,25 @@ struct SweepArgs {
 
 fn sweep(args: SweepArgs, quiet: bool) -> Result<()> {
     let profile = Profile::load(&args.profile)?;
+    let backend = args.backend.backend()?;
+    // Small CPU runs use about one core each; GPU runs share one device, so one at a time.
+    let default_jobs = match backend {
+        Backend::Wgpu | Backend::Cuda => 1,
+        Backend::Flex | Backend::Ndarray => {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    };
     let options = SweepOptions {
         results: Results::new(&args.results),
         worker: std::env::current_exe().context("locating the dpcot executable")?,
-        backend: args.backend.backend()?.to_string(),
+        backend: backend.to_string(),
         shard: args
             .shard
             .as_deref()
             .map(dpcot_analysis::sweep::parse_shard)
             .transpose()?,
         full_grid: args.full_grid,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        jobs: args.jobs.unwrap_or(default_jobs),
         experiments: args.experiment,
         quiet,
     };
