@@ -32,12 +32,7 @@ pub fn greedy_decode(
     let budget = max_len - prompt_len;
     for step in 0..budget {
         let next = argmax_rows(logits.take().expect("the prompt was fed"));
-        for (i, &token) in next.iter().enumerate() {
-            if !done[i] {
-                outputs[i].push(token);
-                done[i] = token == eos;
-            }
-        }
+        append_until_eos(&next, &mut outputs, &mut done, eos);
         if step + 1 == budget || done.iter().all(|&d| d) {
             break;
         }
@@ -72,15 +67,22 @@ pub fn greedy_decode_full(
             .slice([0..batch, len - 1..len, 0..vocab])
             .reshape([batch, vocab]);
         let next = argmax_rows(last);
-        for (i, &token) in next.iter().enumerate() {
-            if !done[i] {
-                outputs[i].push(token);
-                done[i] = token == eos;
-            }
-            sequences[i].push(token);
+        append_until_eos(&next, &mut outputs, &mut done, eos);
+        for (sequence, &token) in sequences.iter_mut().zip(&next) {
+            sequence.push(token);
         }
     }
     Ok(outputs)
+}
+
+/// Appends each row's next token to its output, until the row has produced `eos`.
+fn append_until_eos(next: &[u32], outputs: &mut [Vec<u32>], done: &mut [bool], eos: u32) {
+    for ((&token, output), done) in next.iter().zip(outputs).zip(done) {
+        if !*done {
+            output.push(token);
+            *done = token == eos;
+        }
+    }
 }
 
 /// Checks that the prompts share one length that fits; `None` if there are none.
