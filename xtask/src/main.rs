@@ -4,7 +4,7 @@
 //! options.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -75,11 +75,18 @@ struct ReportArgs {
     build: BuildArgs,
 }
 
-fn main() -> Result<()> {
-    match Xtask::parse().task {
+fn main() -> ExitCode {
+    let outcome = match Xtask::parse().task {
         Task::Reproduce(args) => reproduce(args),
         Task::Report(args) => report(args),
         Task::Ci => ci(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

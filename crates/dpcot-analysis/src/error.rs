@@ -32,6 +32,13 @@ pub enum AnalysisError {
         log: PathBuf,
     },
 
+    #[error("the profile `{profile}` has no `{name}` experiment (it has: {available})")]
+    UnknownExperiment {
+        name: String,
+        profile: String,
+        available: String,
+    },
+
     #[error("invalid shard `{0}`: expected i/N with 1 <= i <= N")]
     Shard(String),
 

@@ -170,20 +170,15 @@ pub fn search_groups<'a>(
         .iter()
         .find(|e| !profile.sweeps.iter().any(|s| &s.experiment == *e))
     {
-        return Err(AnalysisError::Profile {
-            path: "--experiment".into(),
-            reason: format!(
-                "the profile `{}` has no `{unknown}` experiment (it has: {})",
-                profile.name,
-                profile
-                    .sweeps
-                    .iter()
-                    .map(|s| s.experiment.as_str())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+        let available: std::collections::BTreeSet<&str> = profile
+            .sweeps
+            .iter()
+            .map(|s| s.experiment.as_str())
+            .collect();
+        return Err(AnalysisError::UnknownExperiment {
+            name: unknown.clone(),
+            profile: profile.name.clone(),
+            available: available.into_iter().collect::<Vec<_>>().join(", "),
         });
     }
     let mut groups = Vec::new();
