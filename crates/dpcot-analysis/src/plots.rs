@@ -138,6 +138,9 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
                     .map(|&p| Cross::new(p, 5, colour.stroke_width(2))),
             )
             .map(|_| ()),
+        ModelChoice::Sliding { .. } => chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+            .map(|_| ()),
     };
     result.map_err(|e| e.to_string())
 }
@@ -152,6 +155,7 @@ fn model_colour(model: ModelChoice) -> RGBColor {
         ModelChoice::Standard => RGBColor(31, 119, 180),
         ModelChoice::Sparse => RGBColor(214, 39, 40),
         ModelChoice::Linear => RGBColor(44, 160, 44),
+        ModelChoice::Sliding { .. } => RGBColor(148, 103, 189),
     }
 }
 
@@ -325,7 +329,11 @@ pub fn compute_ratios(
 ) -> Result<Vec<PathBuf>, AnalysisError> {
     type Line = (String, RGBColor, bool, Vec<(f64, f64)>);
     let mut lines: Vec<Line> = Vec::new();
-    for model in [ModelChoice::Sparse, ModelChoice::Linear] {
+    for model in analysis
+        .models()
+        .into_iter()
+        .filter(|m| *m != ModelChoice::Standard)
+    {
         for (family, _) in analysis
             .families()
             .into_iter()
@@ -419,6 +427,161 @@ pub fn compute_ratios(
                         .map(|p| Circle::new(p, 3, style.filled())),
                 )
                 .map_err(|e| e.to_string())?;
+        }
+        legend(&mut chart)?;
+        root.present().map_err(|e| e.to_string())
+    })
+}
+
+/// The locality experiment's central figure: for each model, the minimal dimension against L on
+/// the m-local task (solid) and on the general task of the same kind (faded), on one plot.
+pub fn local_vs_general(
+    analysis: &Analysis,
+    local_family: &str,
+    stem: &Path,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    let points = analysis.all_points();
+    let Some(base) = points
+        .iter()
+        .find(|p| p.family == local_family)
+        .map(|p| p.base)
+    else {
+        return Ok(Vec::new());
+    };
+    let curve = |family: &str, experiment: &str, model: ModelChoice| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter(|p| p.family == family && p.experiment == experiment)
+            .filter_map(|p| {
+                analysis
+                    .min_dim(p, model)
+                    .map(|s| (p.length as f64, s.mean))
+            })
+            .collect()
+    };
+    let mut lines = Vec::new();
+    for model in analysis.models() {
+        lines.push((
+            format!("{} ({local_family})", model.name()),
+            model,
+            false,
+            curve(local_family, "locality", model),
+        ));
+        lines.push((
+            format!("{} ({base})", model.name()),
+            model,
+            true,
+            curve(base, "general", model),
+        ));
+    }
+    let values: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
+    let x_max = points
+        .iter()
+        .filter(|p| p.base == base)
+        .map(|p| p.length)
+        .max()
+        .unwrap_or(1) as f64
+        * 1.1;
+    let y = (
+        values
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(16.0)
+            / 1.5,
+        values.iter().copied().fold(0.0, f64::max).max(32.0) * 1.5,
+    );
+    let title = format!("{local_family} against {base}: minimal dimension");
+    figure!(stem, (680, 440), |root| {
+        let mut chart = log2_chart(
+            &root,
+            &title,
+            x_max,
+            y,
+            ("problem size L", "minimal embedding dimension"),
+            |d| format!("{d:.0}"),
+        )?;
+        for (label, model, faded, pts) in &lines {
+            let colour = model_colour(*model);
+            let style = if *faded {
+                colour.mix(0.35).stroke_width(2)
+            } else {
+                colour.stroke_width(2)
+            };
+            chart
+                .draw_series(LineSeries::new(log2(pts), style))
+                .map_err(|e| e.to_string())?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+            draw_markers(&mut chart, *model, &log2(pts), colour)?;
+        }
+        legend(&mut chart)?;
+        root.present().map_err(|e| e.to_string())
+    })
+}
+
+/// Minimal dimension against the locality knob (LIS window m, ED band w) at one problem size.
+pub fn min_dim_vs_locality(
+    analysis: &Analysis,
+    base: &str,
+    length: usize,
+    stem: &Path,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    let points: Vec<Point> = analysis
+        .all_points()
+        .into_iter()
+        .filter(|p| {
+            p.experiment == "locality"
+                && p.base == base
+                && p.length == length
+                && p.locality.is_some()
+        })
+        .collect();
+    let series: Vec<(ModelChoice, Vec<(f64, f64)>)> = analysis
+        .models()
+        .into_iter()
+        .map(|m| {
+            let pts = points
+                .iter()
+                .filter_map(|p| Some((p.locality? as f64, analysis.min_dim(p, m)?.mean)))
+                .collect();
+            (m, pts)
+        })
+        .collect();
+    let x_max = points.iter().filter_map(|p| p.locality).max().unwrap_or(1) as f64 * 1.2 + 1.0;
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .collect();
+    let y = (
+        values
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(16.0)
+            / 1.5,
+        values.iter().copied().fold(0.0, f64::max).max(32.0) * 1.5,
+    );
+    let title = format!("{base} at L = {length}: minimal dimension against locality");
+    figure!(stem, (640, 420), |root| {
+        let mut chart = log2_chart(
+            &root,
+            &title,
+            x_max,
+            y,
+            ("locality m (window or band)", "minimal embedding dimension"),
+            |d| format!("{d:.0}"),
+        )?;
+        for (model, pts) in &series {
+            let colour = model_colour(*model);
+            chart
+                .draw_series(LineSeries::new(log2(pts), colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(model.name())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+            draw_markers(&mut chart, *model, &log2(pts), colour)?;
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())

@@ -56,14 +56,19 @@ pub enum ModelChoice {
     Sparse,
     /// Linear Transformer.
     Linear,
+    /// Causal sliding-window attention over the last `window` tokens — the efficient model
+    /// the locality assumption suits best. In TOML: `{ sliding = { window = 4 } }`.
+    Sliding { window: usize },
 }
 
 impl ModelChoice {
-    pub fn name(self) -> &'static str {
+    /// Short name, unique per choice (`sliding-w4` carries its window).
+    pub fn name(self) -> String {
         match self {
-            ModelChoice::Standard => "standard",
-            ModelChoice::Sparse => "sparse",
-            ModelChoice::Linear => "linear",
+            ModelChoice::Standard => "standard".into(),
+            ModelChoice::Sparse => "sparse".into(),
+            ModelChoice::Linear => "linear".into(),
+            ModelChoice::Sliding { window } => format!("sliding-w{window}"),
         }
     }
 
@@ -79,6 +84,7 @@ impl ModelChoice {
                 chunk_size: 64,
                 eps: 1e-6,
             },
+            ModelChoice::Sliding { window } => AttentionKind::SlidingWindow { window },
         }
     }
 }
@@ -202,6 +208,16 @@ impl Profile {
             return Err("seeds, models and sweeps must not be empty".into());
         }
         for sweep in &self.sweeps {
+            if sweep
+                .models(self)
+                .iter()
+                .any(|m| matches!(m, ModelChoice::Sliding { window: 0 }))
+            {
+                return Err(format!(
+                    "the {} sweep has a sliding window of 0",
+                    sweep.task
+                ));
+            }
             if !["general", "locality"].contains(&sweep.experiment.as_str()) {
                 return Err(format!(
                     "unknown experiment `{}` (general or locality)",
@@ -258,6 +274,7 @@ task = "lis"
 sizes = [4, 8]
 windows = [2, 3]
 dims = [8]
+models = ["standard", { sliding = { window = 3 } }]
 "#;
 
     fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {

@@ -15,6 +15,71 @@ Transformer solves Arithmetic, LIS and ED with a dimension that stays flat as th
 grows, while the Sparse and Linear Transformers need a dimension that grows with it (theory: \
 ≈ √L), so that their per-token cost ends up no lower than the standard model's.";
 
+/// The paper's positive result, which the locality experiment tests.
+const LOCALITY_CLAIM: &str = "The paper's positive result: when every DP step reads only the \
+last m steps (m-locality), sparse and linear Transformers no longer need a dimension that grows \
+with the problem size, so their lower per-token cost becomes a real saving. Here the local \
+variants (windowed LIS, banded ED; docs/locality.md) are swept over the size at fixed m and \
+over m at a fixed size, beside the general task of the same kind.";
+
+/// The locality experiment's own figures: each local family against its general task, and the
+/// minimal dimension against m wherever one size was run at several m.
+fn locality_figures(
+    md: &mut String,
+    analysis: &Analysis,
+    figures_dir: &Path,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    let mut figures = Vec::new();
+    let points = analysis.all_points();
+    let mut local_families: Vec<&str> = points
+        .iter()
+        .filter(|p| p.experiment == "locality" && p.locality.is_some())
+        .map(|p| p.family.as_str())
+        .collect();
+    local_families.dedup();
+    if !local_families.is_empty() {
+        writeln!(md, "### Local against general\n").unwrap();
+    }
+    for family in local_families {
+        let stem = figures_dir.join(format!("locality-{family}-vs-general"));
+        figures.extend(plots::local_vs_general(analysis, family, &stem)?);
+        writeln!(
+            md,
+            "![{family} against the general task](figures/locality-{family}-vs-general.png)\n"
+        )
+        .unwrap();
+    }
+    let mut sizes: Vec<(&str, usize)> = points
+        .iter()
+        .filter(|p| p.experiment == "locality" && p.locality.is_some())
+        .map(|p| (p.base, p.length))
+        .collect();
+    sizes.sort();
+    sizes.dedup();
+    for (base, length) in sizes {
+        let knobs = points
+            .iter()
+            .filter(|p| {
+                p.experiment == "locality"
+                    && p.base == base
+                    && p.length == length
+                    && p.locality.is_some()
+            })
+            .count();
+        if knobs < 2 {
+            continue;
+        }
+        let stem = figures_dir.join(format!("locality-{base}-L{length}-vs-m"));
+        figures.extend(plots::min_dim_vs_locality(analysis, base, length, &stem)?);
+        writeln!(
+            md,
+            "![{base} at L = {length} against m](figures/locality-{base}-L{length}-vs-m.png)\n"
+        )
+        .unwrap();
+    }
+    Ok(figures)
+}
+
 /// What `write_report` produced.
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
@@ -59,6 +124,9 @@ pub fn write_report(
         if experiment == "general" {
             writeln!(md, "{PAPER_CLAIM}\n").unwrap();
         }
+        if experiment == "locality" {
+            writeln!(md, "{LOCALITY_CLAIM}\n").unwrap();
+        }
         for (_, family) in analysis
             .families()
             .into_iter()
@@ -92,6 +160,9 @@ pub fn write_report(
                 "![minimal dimension against L](figures/{experiment}-{family}-min-dim.png)\n"
             )
             .unwrap();
+        }
+        if experiment == "locality" {
+            figures.extend(locality_figures(&mut md, &analysis, &figures_dir)?);
         }
         writeln!(md, "### Compute at equal accuracy\n").unwrap();
         compute_section(&mut md, &analysis, &experiment);

@@ -15,6 +15,10 @@ pub struct Point {
     pub experiment: String,
     /// Task family (`lis`, `ed`, `arithmetic`), with the locality knob for local variants.
     pub family: String,
+    /// The task without its locality knob (`lis`, `ed`, `arithmetic`).
+    pub base: &'static str,
+    /// The locality knob: LIS window m or ED band w.
+    pub locality: Option<usize>,
     /// The paper's problem size: the maximum sequence length.
     pub length: usize,
     pub task: String,
@@ -24,18 +28,20 @@ impl Point {
     pub fn of(record: &RunRecord) -> Self {
         let spec = &record.key.task;
         let task = spec.build().expect("recorded tasks are valid");
-        let family = match spec {
-            TaskSpec::Arithmetic { .. } => "arithmetic".to_string(),
-            TaskSpec::Lis { window: None, .. } => "lis".to_string(),
-            TaskSpec::Lis {
-                window: Some(m), ..
-            } => format!("lis-window{m}"),
-            TaskSpec::EditDistance { band: None, .. } => "ed".to_string(),
-            TaskSpec::EditDistance { band: Some(w), .. } => format!("ed-band{w}"),
+        let (base, locality, knob) = match *spec {
+            TaskSpec::Arithmetic { .. } => ("arithmetic", None, ""),
+            TaskSpec::Lis { window, .. } => ("lis", window, "window"),
+            TaskSpec::EditDistance { band, .. } => ("ed", band, "band"),
+        };
+        let family = match locality {
+            None => base.to_string(),
+            Some(m) => format!("{base}-{knob}{m}"),
         };
         Self {
             experiment: record.key.experiment.clone(),
             family,
+            base,
+            locality,
             length: task.max_len(),
             task: task.name(),
         }
@@ -74,7 +80,7 @@ pub struct ComputeAtAccuracy {
     pub experiment: String,
     pub task: String,
     pub length: usize,
-    pub model: &'static str,
+    pub model: String,
     /// Minimal dimension over seeds (mean when seeds disagree).
     pub min_dim: f64,
     pub parameters: f64,
@@ -210,6 +216,14 @@ impl Analysis {
         dims.sort_unstable();
         dims.dedup();
         dims
+    }
+
+    /// Every point of any experiment, by family and length.
+    pub fn all_points(&self) -> Vec<Point> {
+        let mut points: Vec<Point> = self.accuracy.keys().map(|(p, _, _)| p.clone()).collect();
+        points.sort_by(|a, b| (&a.family, a.length).cmp(&(&b.family, b.length)));
+        points.dedup();
+        points
     }
 
     /// Mean accuracy of (point, model, dim) over seeds, if run.

@@ -115,6 +115,9 @@ fn smoke_profile_runs_end_to_end() {
         "### arithmetic",
         "Compute at equal accuracy",
         "Verdict",
+        "## Local DP tasks",
+        "### lis-window1",
+        "### Local against general",
         "## Run times",
     ] {
         assert!(report.contains(needle), "report lacks `{needle}`");
@@ -126,7 +129,9 @@ fn smoke_profile_runs_end_to_end() {
         assert_figure(&results.join(png).with_extension("svg"));
         figures += 1;
     }
-    assert!(figures >= 7, "{figures} figures in the report");
+    assert!(figures >= 14, "{figures} figures in the report");
+    assert!(report.contains("figures/locality-lis-window2-vs-general.png"));
+    assert!(report.contains("sliding-w4"), "the sliding-window model is in the report");
     for table in ["runs", "min_dims", "compute"] {
         let csv = std::fs::read_to_string(results.join(format!("tables/{table}.csv"))).unwrap();
         assert!(csv.lines().count() >= 2, "{table}.csv is empty");
