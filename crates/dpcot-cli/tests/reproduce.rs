@@ -131,7 +131,10 @@ fn smoke_profile_runs_end_to_end() {
     }
     assert!(figures >= 14, "{figures} figures in the report");
     assert!(report.contains("figures/locality-lis-window2-vs-general.png"));
-    assert!(report.contains("sliding-w4"), "the sliding-window model is in the report");
+    assert!(
+        report.contains("sliding-w4"),
+        "the sliding-window model is in the report"
+    );
     for table in ["runs", "min_dims", "compute"] {
         let csv = std::fs::read_to_string(results.join(format!("tables/{table}.csv"))).unwrap();
         assert!(csv.lines().count() >= 2, "{table}.csv is empty");
