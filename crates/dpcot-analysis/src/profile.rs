@@ -30,6 +30,9 @@ pub struct Profile {
     pub dropout: f64,
     pub train: TrainSettings,
     pub data: DataSettings,
+    /// The experiments a sweep runs when none is named (`--experiment`); all when absent.
+    #[serde(default)]
+    pub default_experiments: Option<Vec<String>>,
     pub sweeps: Vec<TaskSweep>,
 }
 

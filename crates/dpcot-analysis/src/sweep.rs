@@ -133,7 +133,8 @@ pub struct SweepOptions {
     /// so 2 on 2 cores nearly halves the time; concurrent runs share the CPU, which measured
     /// times reflect (every model equally).
     pub jobs: usize,
-    /// Only these experiments (`general`, `locality`); all when empty.
+    /// Only these experiments (`general`, `locality`); when empty, the profile's
+    /// `default_experiments`, or all.
     pub experiments: Vec<String>,
     pub quiet: bool,
 }
@@ -214,7 +215,11 @@ pub struct SweepOutcome {
 /// Runs the profile's searches (or full grids), skipping runs already recorded.
 pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutcome, AnalysisError> {
     keep_profile(profile, &options.results)?;
-    let groups = search_groups(profile, &options.experiments)?;
+    let experiments = match (&options.experiments[..], &profile.default_experiments) {
+        ([], Some(defaults)) => defaults.clone(),
+        (named, _) => named.to_vec(),
+    };
+    let groups = search_groups(profile, &experiments)?;
     let mine: Vec<&SearchGroup> = groups
         .iter()
         .enumerate()
@@ -282,19 +287,29 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
     Ok(outcome)
 }
 
-/// Stores the profile with the results, or checks that it is the one stored there: records of
-/// two profiles in one directory would be mixed up in the report.
+/// Stores the profile with the results, or checks that it is the one stored there or extends it
+/// with more sweeps: records of two profiles in one directory would be mixed up in the report.
 fn keep_profile(profile: &Profile, results: &Results) -> Result<(), AnalysisError> {
     let path = results.profile();
     if path.exists() {
         let kept = Profile::load(&path)?;
-        if &kept != profile {
+        if &kept == profile {
+            return Ok(());
+        }
+        // A profile that only adds sweeps extends the results; anything else would mix runs
+        // trained under different settings.
+        let extends = Profile {
+            sweeps: profile.sweeps.clone(),
+            default_experiments: profile.default_experiments.clone(),
+            ..kept.clone()
+        } == *profile
+            && kept.sweeps.iter().all(|s| profile.sweeps.contains(s));
+        if !extends {
             return Err(AnalysisError::Profile {
                 path,
-                reason: "this results directory was produced with another profile; use a fresh --results directory".into(),
+                reason: "this results directory was produced with another profile (a profile may only add sweeps to it); use a fresh --results directory".into(),
             });
         }
-        return Ok(());
     }
     let text = toml::to_string_pretty(profile).map_err(|e| AnalysisError::Profile {
         path: path.clone(),
@@ -538,6 +553,33 @@ mod tests {
         for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_results_directory_takes_added_sweeps_but_no_other_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = Results::new(dir.path());
+        let path = dir.path().join("smoke.toml");
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
+        std::fs::copy(&smoke, &path).unwrap();
+        let profile = Profile::load(&path).unwrap();
+        let mut fewer = profile.clone();
+        fewer.sweeps.pop();
+        keep_profile(&fewer, &results).unwrap();
+        keep_profile(&fewer, &results).unwrap();
+        keep_profile(&profile, &results).expect("adding a sweep extends the results");
+        assert_eq!(Profile::load(&results.profile()).unwrap(), profile);
+
+        let mut other = profile.clone();
+        other.threshold = 0.5;
+        let err = keep_profile(&other, &results).unwrap_err();
+        assert!(err.to_string().contains("another profile"), "{err}");
+        let mut changed = profile.clone();
+        changed.sweeps[0].dims.push(1024);
+        assert!(
+            keep_profile(&changed, &results).is_err(),
+            "a changed sweep is not an addition"
+        );
     }
 
     #[test]
