@@ -110,12 +110,20 @@ impl Results {
     }
 }
 
+/// Reads a record; its task must build, which the report relies on.
 fn read_record(path: &Path) -> Result<RunRecord, AnalysisError> {
     let text = std::fs::read_to_string(path).map_err(AnalysisError::io(path))?;
-    serde_json::from_str(&text).map_err(|e| AnalysisError::Record {
+    let invalid = |reason: String| AnalysisError::Record {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let record: RunRecord = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    record
+        .key
+        .task
+        .build()
+        .map_err(|e| invalid(format!("invalid task: {e}")))?;
+    Ok(record)
 }
 
 /// How to run a sweep.
@@ -580,6 +588,39 @@ mod tests {
             keep_profile(&changed, &results).is_err(),
             "a changed sweep is not an addition"
         );
+    }
+
+    #[test]
+    fn a_record_with_an_invalid_task_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = Results::new(dir.path());
+        std::fs::create_dir_all(results.records()).unwrap();
+        let path = results.record("bad");
+        std::fs::write(&path, "{}").unwrap();
+        assert!(matches!(
+            results.load_records(),
+            Err(AnalysisError::Record { .. })
+        ));
+        let key = RunKey {
+            experiment: "general".into(),
+            task: TaskSpec::Lis {
+                length: 0,
+                range: 250,
+                window: None,
+            },
+            model: ModelChoice::Standard,
+            d_model: 8,
+            seed: 1,
+        };
+        let summary = r#"{"task":"x","attention":"softmax","d_model":8,"backend":"flex","steps":1,"reached_target":null,"parameters":1,"train_seconds":0.0,"train_tokens":0,"train_tokens_per_second":0.0,"train_flops":0.0,"decode_flops_per_token":0.0,"eval":{"examples":0,"headline":0.0,"headline_metric":"teacher_forced","answer_accuracy":0.0,"chain_accuracy":0.0,"well_formed":0.0,"teacher_forced_accuracy":0.0,"first_wrong_step":[],"first_wrong_kind":{},"teacher_forced_first_wrong_step":[],"decode_tokens":0,"decode_seconds":0.0,"decode_tokens_per_second":0.0}}"#;
+        let config = r#"{"task":{"task":"lis","length":4,"range":250},"model":{"vocab_size":253,"max_len":12,"d_model":8},"train":{"steps":1},"data":{"source":"generated","train":1,"test":1,"seed":1}}"#;
+        let record = format!(
+            r#"{{"key":{},"config":{config},"summary":{summary},"wall_seconds":0.0}}"#,
+            serde_json::to_string(&key).unwrap()
+        );
+        std::fs::write(&path, record).unwrap();
+        let err = results.load_records().unwrap_err();
+        assert!(err.to_string().contains("invalid task"), "{err}");
     }
 
     #[test]
