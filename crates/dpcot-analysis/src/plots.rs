@@ -145,6 +145,35 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
     result.map_err(|e| e.to_string())
 }
 
+/// The y range of a minimal-dimension plot: the values found, and at least 16 to 32, with room.
+fn dimension_range(values: &[f64]) -> (f64, f64) {
+    let low = values.iter().copied().fold(16.0, f64::min);
+    let high = values.iter().copied().fold(32.0, f64::max);
+    (low / 1.5, high * 1.5)
+}
+
+/// One model's curve (`faded` for a reference curve) with its markers and legend entry.
+fn draw_model_line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Log2Chart<'a, DB>,
+    label: &str,
+    model: ModelChoice,
+    faded: bool,
+    points: &[(f64, f64)],
+) -> Result<(), String> {
+    let colour = model_colour(model);
+    let style = if faded {
+        colour.mix(0.35).stroke_width(2)
+    } else {
+        colour.stroke_width(2)
+    };
+    chart
+        .draw_series(LineSeries::new(log2(points), style))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+    draw_markers(chart, model, &log2(points), colour)
+}
+
 /// Red (0) through yellow to green (1).
 fn accuracy_colour(accuracy: f64) -> HSLColor {
     HSLColor(accuracy.clamp(0.0, 1.0) / 3.0, 0.65, 0.55)
@@ -305,15 +334,7 @@ pub fn min_dim_curve(
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
         }
         for (model, pts) in &series {
-            let colour = model_colour(*model);
-            chart
-                .draw_series(LineSeries::new(log2(pts), colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(model.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-            draw_markers(&mut chart, *model, &log2(pts), colour)?;
+            draw_model_line(&mut chart, &model.name(), *model, false, pts)?;
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
@@ -482,15 +503,7 @@ pub fn local_vs_general(
         .max()
         .unwrap_or(1) as f64
         * 1.1;
-    let y = (
-        values
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min)
-            .min(16.0)
-            / 1.5,
-        values.iter().copied().fold(0.0, f64::max).max(32.0) * 1.5,
-    );
+    let y = dimension_range(&values);
     let title = format!("{local_family} against {base}: minimal dimension");
     figure!(stem, (680, 440), |root| {
         let mut chart = log2_chart(
@@ -502,18 +515,7 @@ pub fn local_vs_general(
             |d| format!("{d:.0}"),
         )?;
         for (label, model, faded, pts) in &lines {
-            let colour = model_colour(*model);
-            let style = if *faded {
-                colour.mix(0.35).stroke_width(2)
-            } else {
-                colour.stroke_width(2)
-            };
-            chart
-                .draw_series(LineSeries::new(log2(pts), style))
-                .map_err(|e| e.to_string())?
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
-            draw_markers(&mut chart, *model, &log2(pts), colour)?;
+            draw_model_line(&mut chart, label, *model, *faded, pts)?;
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
@@ -553,15 +555,7 @@ pub fn min_dim_vs_locality(
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.1))
         .collect();
-    let y = (
-        values
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min)
-            .min(16.0)
-            / 1.5,
-        values.iter().copied().fold(0.0, f64::max).max(32.0) * 1.5,
-    );
+    let y = dimension_range(&values);
     let title = format!("{base} at L = {length}: minimal dimension against locality");
     figure!(stem, (640, 420), |root| {
         let mut chart = log2_chart(
@@ -573,15 +567,7 @@ pub fn min_dim_vs_locality(
             |d| format!("{d:.0}"),
         )?;
         for (model, pts) in &series {
-            let colour = model_colour(*model);
-            chart
-                .draw_series(LineSeries::new(log2(pts), colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(model.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-            draw_markers(&mut chart, *model, &log2(pts), colour)?;
+            draw_model_line(&mut chart, &model.name(), *model, false, pts)?;
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
