@@ -13,6 +13,7 @@ use dpcot_analysis::sweep::{Results, SweepOptions};
 use dpcot_model::dpcot_attention::{AttentionKind, SparsePattern};
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{dataset, Dataset, DpTask, GenerateConfig, TaskOptions, TaskSpec};
+use dpcot_train::bench::BenchSpec;
 use dpcot_train::{Backend, DataSource, EvalMetrics, RunConfig, RunDir, TrainConfig, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -53,6 +54,9 @@ enum Command {
     Sweep(SweepArgs),
     /// Write report.md, tables and figures from the records of one or more results directories.
     Report(ReportArgs),
+    /// Time a training step, a forward pass and cached decoding of one model shape
+    /// (`cargo xtask bench` runs a grid of these beside PyTorch).
+    Bench(BenchArgs),
 }
 
 /// Which task, and its knobs.
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
         Command::TrainConfig(args) => train_config(args, cli.quiet),
         Command::Sweep(args) => sweep(args, cli.quiet),
         Command::Report(args) => report(args),
+        Command::Bench(args) => bench(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -270,12 +275,81 @@ fn show(args: ShowArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-struct TrainArgs {
+struct BenchArgs {
     #[command(flatten)]
-    task: TaskArgs,
+    attention: AttentionArgs,
+    #[arg(long, default_value_t = 128)]
+    d_model: usize,
+    #[arg(long, default_value_t = 128)]
+    seq_len: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 64)]
+    vocab: usize,
+    /// Untimed repetitions of each measurement.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// Which model (attention variant), and its knobs.
+#[derive(Args)]
+struct AttentionArgs {
     /// standard (softmax), sparse, linear or sliding.
     #[arg(long, default_value = "standard")]
     model: String,
+    /// Sparse block size [default: ceil(sqrt(max length))].
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Sliding-window width (with --model sliding).
+    #[arg(long)]
+    attention_window: Option<usize>,
+}
+
+impl AttentionArgs {
+    fn kind(&self) -> Result<AttentionKind> {
+        Ok(match self.model.as_str() {
+            "standard" | "softmax" => AttentionKind::Softmax,
+            "sparse" => AttentionKind::Sparse {
+                block_size: self.block_size,
+                summary_width: 1,
+                pattern: SparsePattern::Fixed,
+            },
+            "linear" => AttentionKind::Linear {
+                chunk_size: 64,
+                eps: 1e-6,
+            },
+            "sliding" | "sliding-window" => AttentionKind::SlidingWindow {
+                window: self
+                    .attention_window
+                    .context("--model sliding needs --attention-window")?,
+            },
+            other => {
+                bail!("unknown model `{other}` (expected standard, sparse, linear or sliding)")
+            }
+        })
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+    #[command(flatten)]
+    attention: AttentionArgs,
     /// Embedding dimension.
     #[arg(long, default_value_t = 64)]
     d_model: usize,
@@ -285,12 +359,6 @@ struct TrainArgs {
     heads: usize,
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
-    /// Sparse block size [default: ceil(sqrt(max length))].
-    #[arg(long)]
-    block_size: Option<usize>,
-    /// Sliding-window width (with --model sliding).
-    #[arg(long)]
-    attention_window: Option<usize>,
     #[arg(long, default_value_t = 3000)]
     steps: usize,
     #[arg(long, default_value_t = 64)]
@@ -365,25 +433,37 @@ struct EvalArgs {
     reference: interop::CheckpointArgs,
 }
 
-fn attention_kind(args: &TrainArgs) -> Result<AttentionKind> {
-    Ok(match args.model.as_str() {
-        "standard" | "softmax" => AttentionKind::Softmax,
-        "sparse" => AttentionKind::Sparse {
-            block_size: args.block_size,
-            summary_width: 1,
-            pattern: SparsePattern::Fixed,
-        },
-        "linear" => AttentionKind::Linear {
-            chunk_size: 64,
-            eps: 1e-6,
-        },
-        "sliding" | "sliding-window" => AttentionKind::SlidingWindow {
-            window: args
-                .attention_window
-                .context("--model sliding needs --attention-window")?,
-        },
-        other => bail!("unknown model `{other}` (expected standard, sparse, linear or sliding)"),
-    })
+fn bench(args: BenchArgs) -> Result<()> {
+    let backend = args.backend.backend()?;
+    let mut spec = BenchSpec::new(
+        args.attention.kind()?,
+        args.d_model,
+        args.seq_len,
+        args.batch,
+    );
+    spec.n_layers = args.layers;
+    spec.n_heads = args.heads;
+    spec.vocab_size = args.vocab;
+    spec.warmup = args.warmup;
+    spec.iterations = args.iterations;
+    spec.seed = args.seed;
+    let timings = dpcot_train::bench::measure(&spec, &backend.device()?)?;
+    if args.json {
+        let line = serde_json::json!({ "backend": backend, "spec": spec, "timings": timings });
+        println!("{line}");
+    } else {
+        println!(
+            "{backend} {} d_model={} seq_len={} batch={}: train step {:.3} s, forward {:.3} s, decode {:.0} tokens/s",
+            args.attention.model,
+            spec.d_model,
+            spec.seq_len,
+            spec.batch,
+            timings.train_step_seconds,
+            timings.forward_seconds,
+            timings.decode_tokens_per_second,
+        );
+    }
+    Ok(())
 }
 
 fn train(args: TrainArgs, quiet: bool) -> Result<()> {
@@ -393,7 +473,7 @@ fn train(args: TrainArgs, quiet: bool) -> Result<()> {
         task.vocab().len(),
         task.max_len(),
         args.d_model,
-        attention_kind(&args)?,
+        args.attention.kind()?,
     );
     model.n_layers = args.layers;
     model.n_heads = args.heads;

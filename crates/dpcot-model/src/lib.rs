@@ -29,4 +29,4 @@ pub mod transformer;
 pub use config::ModelConfig;
 pub use dpcot_attention;
 pub use error::ModelError;
-pub use transformer::{DecodeState, Transformer};
+pub use transformer::{gelu_tanh, DecodeState, Transformer};

@@ -26,6 +26,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 mod error;

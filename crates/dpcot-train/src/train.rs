@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::batch::{Batch, BatchOrder};
 use crate::checkpoint::{self, Progress};
-use crate::config::{DataSource, RunConfig};
+use crate::config::{DataSource, RunConfig, TrainConfig};
 use crate::eval::{evaluate, EvalMetrics};
 use crate::TrainError;
 
@@ -134,16 +134,7 @@ pub fn train(
     let plain = options.backend.device()?;
     let device = plain.clone().autodiff();
     let train_config = &config.train;
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(train_config.weight_decay as f32)
-        // PyTorch's AdamW epsilon, as the reference uses.
-        .with_epsilon(1e-8)
-        .with_grad_clipping(
-            train_config
-                .grad_clip_norm
-                .map(|c| GradientClippingConfig::Norm(c as f32)),
-        )
-        .init();
+    let mut optimizer = adamw(train_config).init();
 
     let (mut progress, mut model) = if options.resume && dir.checkpoint().exists() {
         let (header, model, restored) =
@@ -317,6 +308,19 @@ fn peak_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The optimizer of `config`: AdamW with its weight decay and gradient clipping.
+pub(crate) fn adamw(config: &TrainConfig) -> AdamWConfig {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        // PyTorch's AdamW epsilon, as the reference uses.
+        .with_epsilon(1e-8)
+        .with_grad_clipping(
+            config
+                .grad_clip_norm
+                .map(|c| GradientClippingConfig::Norm(c as f32)),
+        )
 }
 
 /// Next-token cross-entropy averaged over the supervised targets only.

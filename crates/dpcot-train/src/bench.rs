@@ -1,0 +1,221 @@
+//! Speed of one model shape: a training step (forward, masked loss, backward, AdamW), a forward
+//! pass without autodiff, and greedy decoding through the attention caches.
+//!
+//! The measured step is the one [`train`](crate::train) runs, on random tokens: same loss, same
+//! optimizer settings, the same host read of the loss. `cargo xtask bench` runs this for a grid
+//! of shapes next to an identical PyTorch model (`bench/torch_bench.py`) and prints the ratios;
+//! docs/performance.md has the results.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use dpcot_model::dpcot_attention::AttentionKind;
+use dpcot_model::ModelConfig;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::train::{adamw, masked_cross_entropy};
+use crate::{TrainConfig, TrainError};
+
+/// One shape to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchSpec {
+    pub attention: AttentionKind,
+    pub d_model: usize,
+    pub seq_len: usize,
+    pub batch: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub vocab_size: usize,
+    /// Untimed repetitions before measuring (allocator and cache warm-up).
+    pub warmup: usize,
+    /// Timed repetitions; the median is reported.
+    pub iterations: usize,
+    pub seed: u64,
+}
+
+impl BenchSpec {
+    /// The experiments' model (3 layers, 4 heads) on a 64-token vocabulary.
+    pub fn new(attention: AttentionKind, d_model: usize, seq_len: usize, batch: usize) -> Self {
+        Self {
+            attention,
+            d_model,
+            seq_len,
+            batch,
+            n_layers: 3,
+            n_heads: 4,
+            vocab_size: 64,
+            warmup: 1,
+            iterations: 3,
+            seed: 0,
+        }
+    }
+
+    /// The model measured: the experiments' defaults (dropout 0.1) at this shape.
+    pub fn model(&self) -> ModelConfig {
+        ModelConfig {
+            n_layers: self.n_layers,
+            n_heads: self.n_heads,
+            ..ModelConfig::new(
+                self.vocab_size,
+                self.seq_len,
+                self.d_model,
+                self.attention.clone(),
+            )
+        }
+    }
+}
+
+/// Median seconds of each measured operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchTimings {
+    /// One training step on a `[batch, seq_len]` batch.
+    pub train_step_seconds: f64,
+    /// One forward pass (no autodiff, dropout off) on the same batch.
+    pub forward_seconds: f64,
+    /// Greedy decoding of `seq_len` tokens for `batch` sequences through the caches, starting
+    /// from one prompt token: tokens produced per second over the whole batch.
+    pub decode_tokens_per_second: f64,
+}
+
+/// Runs the three measurements of `spec` on `device` (a device without autodiff; training
+/// wraps it).
+pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainError> {
+    let config = spec.model();
+    config.validate()?;
+    if spec.iterations == 0 {
+        return Err(TrainError::invalid(
+            "bench iterations",
+            "must be at least 1, got 0",
+        ));
+    }
+    let (inputs, targets) = random_batch(spec, device);
+    let mask = Tensor::<2>::ones([spec.batch, spec.seq_len], device);
+
+    let trained = device.clone().autodiff();
+    trained.seed(spec.seed);
+    let mut model = config.init(&trained)?;
+    let defaults = TrainConfig::new(1);
+    let mut optimizer = adamw(&defaults).init();
+    let (inputs_ad, targets_ad, mask_ad) = (
+        inputs.clone().to_device(&trained),
+        targets.clone().to_device(&trained),
+        mask.to_device(&trained),
+    );
+    let train_step_seconds = median_seconds(spec, device, || {
+        let logits = model.forward(inputs_ad.clone());
+        let loss = masked_cross_entropy(logits, targets_ad.clone(), mask_ad.clone());
+        // The training loop reads every loss back to check it is finite; so does this step.
+        let _: f32 = loss.clone().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(defaults.learning_rate, model.clone(), grads);
+    })?;
+
+    let model = model.valid();
+    let forward_seconds = median_seconds(spec, device, || {
+        let _ = model.forward(inputs.clone());
+    })?;
+
+    let mut decode_seconds = Vec::new();
+    for i in 0..spec.warmup + spec.iterations {
+        let started = Instant::now();
+        let mut state = model.new_decode_state(spec.batch, device);
+        let mut next = inputs.clone().slice_dim(1, 0..1);
+        for _ in 0..spec.seq_len {
+            let logits = model.forward_step(next, &mut state)?;
+            next = logits.argmax(1);
+        }
+        // The argmax is what the decoder reads back each step.
+        let _ = next.into_data();
+        if i >= spec.warmup {
+            decode_seconds.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let decode_tokens_per_second = (spec.batch * spec.seq_len) as f64 / median(decode_seconds);
+
+    Ok(BenchTimings {
+        train_step_seconds,
+        forward_seconds,
+        decode_tokens_per_second,
+    })
+}
+
+/// Random tokens and their next-token targets, from `spec.seed`.
+fn random_batch(spec: &BenchSpec, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let (b, l) = (spec.batch, spec.seq_len);
+    let tokens: Vec<i64> = (0..b * (l + 1))
+        .map(|_| rng.random_range(0..spec.vocab_size as i64))
+        .collect();
+    let all: Tensor<2, Int> = Tensor::from_data(TensorData::new(tokens, [b, l + 1]), device);
+    (all.clone().slice_dim(1, 0..l), all.slice_dim(1, 1..l + 1))
+}
+
+/// Median wall time of `run` over `spec.iterations` runs after `spec.warmup` untimed ones,
+/// with the device synchronised before the clock stops (GPU backends queue work).
+fn median_seconds(
+    spec: &BenchSpec,
+    device: &Device,
+    mut run: impl FnMut(),
+) -> Result<f64, TrainError> {
+    let mut seconds = Vec::with_capacity(spec.iterations);
+    for i in 0..spec.warmup + spec.iterations {
+        let started = Instant::now();
+        run();
+        device.sync().map_err(|e| TrainError::Backend {
+            name: format!("{device:?}"),
+            reason: format!("synchronising after a benchmark iteration: {e:?}"),
+        })?;
+        if i >= spec.warmup {
+            seconds.push(started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(seconds))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn a_tiny_shape_measures_positive_finite_times() {
+        let mut spec = BenchSpec::new(AttentionKind::Softmax, 16, 8, 2);
+        spec.warmup = 0;
+        spec.iterations = 1;
+        let timings = measure(&spec, &Device::default()).unwrap();
+        for value in [
+            timings.train_step_seconds,
+            timings.forward_seconds,
+            timings.decode_tokens_per_second,
+        ] {
+            assert!(value.is_finite() && value > 0.0, "{timings:?}");
+        }
+    }
+
+    #[test]
+    fn zero_iterations_is_an_error() {
+        let mut spec = BenchSpec::new(AttentionKind::Softmax, 16, 8, 2);
+        spec.iterations = 0;
+        let err = measure(&spec, &Device::default()).unwrap_err();
+        assert!(err.to_string().contains("iterations"), "{err}");
+    }
+}

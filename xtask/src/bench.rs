@@ -1,0 +1,318 @@
+//! `cargo xtask bench`: dpcot against the same model in PyTorch, shape by shape, in one run.
+//!
+//! For every shape the `dpcot bench` subcommand and `bench/torch_bench.py` each time a training
+//! step, a forward pass and cached greedy decoding; the table gives dpcot's time divided by
+//! PyTorch's (below 1: dpcot is faster). The Python environment is a venv in `bench/.venv`,
+//! created on first use; when it cannot be set up the comparison is skipped and said so.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::{workspace_root, BuildArgs};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// One shape (d_model 128, sequence 128) for each model, 2 timed repetitions: under
+    /// 2 minutes.
+    #[arg(long)]
+    quick: bool,
+    /// dpcot backends to measure, e.g. `--backend flex --backend ndarray` (with
+    /// `--features ndarray`) [default: flex].
+    #[arg(long)]
+    backend: Vec<String>,
+    /// Models to measure [default: standard, sparse and linear].
+    #[arg(long)]
+    model: Vec<String>,
+    /// Only dpcot; do not set up or run PyTorch.
+    #[arg(long)]
+    no_torch: bool,
+    /// Where to write bench.jsonl and bench.md.
+    #[arg(long, default_value = "results/bench")]
+    out: PathBuf,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    d_model: usize,
+    seq_len: usize,
+}
+
+const BATCH: usize = 32;
+
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+struct Timings {
+    train_step_seconds: f64,
+    forward_seconds: f64,
+    decode_tokens_per_second: f64,
+}
+
+#[derive(Deserialize)]
+struct Measured {
+    timings: Timings,
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    backend: String,
+    model: String,
+    d_model: usize,
+    seq_len: usize,
+    batch: usize,
+    threads: usize,
+    dpcot: Timings,
+    pytorch: Option<Timings>,
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let root = workspace_root()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shapes: Vec<Shape> = if args.quick {
+        vec![Shape {
+            d_model: 128,
+            seq_len: 128,
+        }]
+    } else {
+        [128, 512]
+            .into_iter()
+            .flat_map(|seq_len| {
+                [64, 128, 256]
+                    .into_iter()
+                    .map(move |d_model| Shape { d_model, seq_len })
+            })
+            .collect()
+    };
+    let iterations = if args.quick { 2 } else { 3 };
+    let models = if args.model.is_empty() {
+        vec!["standard".to_string(), "sparse".into(), "linear".into()]
+    } else {
+        args.model.clone()
+    };
+    let backends = if args.backend.is_empty() {
+        vec!["flex".to_string()]
+    } else {
+        args.backend.clone()
+    };
+
+    let python = if args.no_torch {
+        None
+    } else {
+        match torch_python(&root) {
+            Ok(python) => Some(python),
+            Err(err) => {
+                eprintln!("skipping the PyTorch comparison: {err:#}");
+                None
+            }
+        }
+    };
+
+    build_dpcot(&args.build)?;
+    let mut rows = Vec::new();
+    for shape in &shapes {
+        for model in &models {
+            let common = [
+                "--model".to_string(),
+                model.clone(),
+                "--d-model".into(),
+                shape.d_model.to_string(),
+                "--seq-len".into(),
+                shape.seq_len.to_string(),
+                "--batch".into(),
+                BATCH.to_string(),
+                "--iterations".into(),
+                iterations.to_string(),
+                "--json".into(),
+            ];
+            let pytorch = match &python {
+                Some(python) => {
+                    eprintln!(
+                        "pytorch {model} d_model={} seq_len={}",
+                        shape.d_model, shape.seq_len
+                    );
+                    let mut command = Command::new(python);
+                    command
+                        .arg(root.join("bench/torch_bench.py"))
+                        .args(&common)
+                        .args(["--threads", &threads.to_string()]);
+                    Some(run_json(&mut command)?.timings)
+                }
+                None => None,
+            };
+            for backend in &backends {
+                eprintln!(
+                    "dpcot {backend} {model} d_model={} seq_len={}",
+                    shape.d_model, shape.seq_len
+                );
+                let mut command = dpcot_command(&args.build);
+                command
+                    .arg("bench")
+                    .args(&common)
+                    .args(["--backend", backend]);
+                let dpcot = run_json(&mut command)?.timings;
+                rows.push(Row {
+                    backend: backend.clone(),
+                    model: model.clone(),
+                    d_model: shape.d_model,
+                    seq_len: shape.seq_len,
+                    batch: BATCH,
+                    threads,
+                    dpcot,
+                    pytorch,
+                });
+            }
+        }
+    }
+
+    let table = markdown(&rows);
+    println!("{table}");
+    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let mut jsonl = String::new();
+    for row in &rows {
+        jsonl.push_str(&serde_json::to_string(row)?);
+        jsonl.push('\n');
+    }
+    write_atomic(&args.out.join("bench.jsonl"), &jsonl)?;
+    write_atomic(&args.out.join("bench.md"), &table)?;
+    eprintln!("wrote {}/bench.{{md,jsonl}}", args.out.display());
+    Ok(())
+}
+
+/// The table: times, and dpcot ÷ PyTorch for each measurement (decoding as time per token).
+fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| backend | model | d_model | seq | train step (s) | PyTorch (s) | ratio | forward (s) | PyTorch (s) | ratio | decode (tok/s) | PyTorch (tok/s) | ratio |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let (d, p) = (&r.dpcot, r.pytorch.as_ref());
+        let seconds = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+        let ratio = |ours: f64, theirs: Option<f64>| {
+            theirs.map_or("–".to_string(), |theirs| format!("{:.2}", ours / theirs))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {:.3} | {} | {} | {:.0} | {} | {} |",
+            r.backend,
+            r.model,
+            r.d_model,
+            r.seq_len,
+            d.train_step_seconds,
+            seconds(p.map(|p| p.train_step_seconds)),
+            ratio(d.train_step_seconds, p.map(|p| p.train_step_seconds)),
+            d.forward_seconds,
+            seconds(p.map(|p| p.forward_seconds)),
+            ratio(d.forward_seconds, p.map(|p| p.forward_seconds)),
+            d.decode_tokens_per_second,
+            p.map_or("–".to_string(), |p| format!(
+                "{:.0}",
+                p.decode_tokens_per_second
+            )),
+            ratio(
+                1.0 / d.decode_tokens_per_second,
+                p.map(|p| 1.0 / p.decode_tokens_per_second)
+            ),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nratio = dpcot time ÷ PyTorch time (decoding: per token); below 1 dpcot is faster. \
+         Batch {BATCH}, 3 layers, 4 heads, vocabulary 64; median of the timed repetitions."
+    );
+    out
+}
+
+/// The venv's Python with torch importable, creating the venv and installing torch if needed.
+fn torch_python(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("bench/.venv");
+    let python = venv.join("bin/python");
+    let has_torch = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if python.exists() && has_torch(&python) {
+        return Ok(python);
+    }
+    if !python.exists() {
+        eprintln!("creating the PyTorch environment in {}", venv.display());
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("running python3 (is Python 3 installed?)")?;
+        if !status.success() {
+            bail!(
+                "`python3 -m venv {}` failed ({status}); on Debian install python3-venv",
+                venv.display()
+            );
+        }
+    }
+    eprintln!(
+        "installing torch into {} (a large download, once)",
+        venv.display()
+    );
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "torch", "numpy"])
+        .status()
+        .context("running pip")?;
+    if !status.success() || !has_torch(&python) {
+        bail!("`pip install torch` failed ({status}); is PyPI reachable?");
+    }
+    Ok(python)
+}
+
+fn build_dpcot(build: &BuildArgs) -> Result<()> {
+    let mut args = vec!["build", "--quiet", "-p", "dpcot-cli"];
+    if let Some(features) = &build.features {
+        args.extend(["--features", features]);
+    }
+    crate::cargo(&args)
+}
+
+/// `cargo run` of the (already built) dpcot binary, in the workspace's one build profile.
+fn dpcot_command(build: &BuildArgs) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command.args(["run", "--quiet", "-p", "dpcot-cli"]);
+    if let Some(features) = &build.features {
+        command.args(["--features", features]);
+    }
+    command.arg("--");
+    command
+}
+
+/// Runs a measuring command and parses the JSON object it prints last.
+fn run_json(command: &mut Command) -> Result<Measured> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("{command:?} printed no JSON:\n{stdout}"))?;
+    serde_json::from_str(line).with_context(|| format!("parsing the output of {command:?}: {line}"))
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
