@@ -278,6 +278,48 @@ def measure(args):
     }
 
 
+def gelu_tanh(x):
+    return F.gelu(x, approximate="tanh")
+
+
+def measure_ops(args):
+    """The operations of a training step one by one, named as `dpcot bench --ops` names them."""
+    torch.manual_seed(args.seed)
+    b, l, d, h = args.batch, args.seq_len, args.d_model, args.heads
+    x = torch.randn(b, l, d)
+    wide = torch.randn(b, l, 4 * d)
+    q = torch.randn(b, h, l, d // h)
+    scores = torch.randn(b, h, l, l)
+    linear = nn.Linear(d, 4 * d)
+    norm = nn.LayerNorm(d)
+    dropout = nn.Dropout(0.1)
+
+    def backward_of(op, t):
+        t = t.detach().requires_grad_()
+        op(t).sum().backward()
+
+    def no_grad(op):
+        def run():
+            with torch.no_grad():
+                op()
+
+        return run
+
+    ops = [
+        ("linear d→4d", no_grad(lambda: linear(x))),
+        ("linear d→4d fwd+bwd", lambda: backward_of(linear, x)),
+        ("matmul QKᵀ", no_grad(lambda: q @ q.transpose(2, 3))),
+        ("softmax", no_grad(lambda: torch.softmax(scores, dim=3))),
+        ("softmax fwd+bwd", lambda: backward_of(lambda t: torch.softmax(t, dim=3), scores)),
+        ("layer_norm fwd+bwd", lambda: backward_of(norm, x)),
+        ("gelu_tanh fwd+bwd", lambda: backward_of(gelu_tanh, wide)),
+        ("dropout", lambda: dropout(wide)),
+        ("add", no_grad(lambda: wide + wide)),
+        ("exp", no_grad(lambda: wide.exp())),
+    ]
+    return [{"op": name, "seconds": median_seconds(run, args.warmup, args.iterations)} for name, run in ops]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=["standard", "sparse", "linear"], default="standard")
@@ -291,10 +333,19 @@ def main():
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: all cores]")
+    parser.add_argument("--ops", action="store_true", help="time the step's operations one by one")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ops:
+        ops = measure_ops(args)
+        if args.json:
+            print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "ops": ops}))
+        else:
+            for op in ops:
+                print(f"{op['op']:<24} {1e3 * op['seconds']:>9.3f} ms")
+        return
     timings = measure(args)
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "timings": timings}))

@@ -59,6 +59,26 @@ struct Measured {
     timings: Timings,
 }
 
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+struct OpTiming {
+    op: String,
+    seconds: f64,
+}
+
+#[derive(Deserialize)]
+struct MeasuredOps {
+    ops: Vec<OpTiming>,
+}
+
+#[derive(serde::Serialize)]
+struct OpsRow {
+    backend: String,
+    d_model: usize,
+    seq_len: usize,
+    dpcot: Vec<OpTiming>,
+    pytorch: Option<Vec<OpTiming>>,
+}
+
 #[derive(serde::Serialize)]
 struct Row {
     backend: String,
@@ -141,7 +161,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                         .arg(root.join("bench/torch_bench.py"))
                         .args(&common)
                         .args(["--threads", &threads.to_string()]);
-                    Some(run_json(&mut command)?.timings)
+                    Some(run_json::<Measured>(&mut command)?.timings)
                 }
                 None => None,
             };
@@ -155,7 +175,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     .arg("bench")
                     .args(&common)
                     .args(["--backend", backend]);
-                let dpcot = run_json(&mut command)?.timings;
+                let dpcot = run_json::<Measured>(&mut command)?.timings;
                 rows.push(Row {
                     backend: backend.clone(),
                     model: model.clone(),
@@ -170,11 +190,61 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     }
 
-    let table = markdown(&rows);
+    // Where the time goes: the step's operations one by one, at the quick shape.
+    let shape = Shape {
+        d_model: 128,
+        seq_len: 128,
+    };
+    let ops_args = [
+        "--ops".to_string(),
+        "--d-model".into(),
+        shape.d_model.to_string(),
+        "--seq-len".into(),
+        shape.seq_len.to_string(),
+        "--batch".into(),
+        BATCH.to_string(),
+        "--iterations".into(),
+        "5".into(),
+        "--json".into(),
+    ];
+    let torch_ops = match &python {
+        Some(python) => {
+            eprintln!("pytorch operations");
+            let mut command = Command::new(python);
+            command
+                .arg(root.join("bench/torch_bench.py"))
+                .args(&ops_args)
+                .args(["--threads", &threads.to_string()]);
+            Some(run_json::<MeasuredOps>(&mut command)?.ops)
+        }
+        None => None,
+    };
+    let mut ops_rows = Vec::new();
+    for backend in &backends {
+        eprintln!("dpcot {backend} operations");
+        let mut command = dpcot_command(&args.build);
+        command
+            .arg("bench")
+            .args(&ops_args)
+            .args(["--backend", backend]);
+        ops_rows.push(OpsRow {
+            backend: backend.clone(),
+            d_model: shape.d_model,
+            seq_len: shape.seq_len,
+            dpcot: run_json::<MeasuredOps>(&mut command)?.ops,
+            pytorch: torch_ops.clone(),
+        });
+    }
+
+    let table = format!("{}\n{}", markdown(&rows), ops_markdown(&ops_rows));
     println!("{table}");
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut jsonl = String::new();
     for row in &rows {
+        jsonl.push_str(&serde_json::to_string(row)?);
+        jsonl.push('\n');
+    }
+    for row in &ops_rows {
         jsonl.push_str(&serde_json::to_string(row)?);
         jsonl.push('\n');
     }
@@ -225,6 +295,38 @@ fn markdown(rows: &[Row]) -> String {
         "\nratio = dpcot time ÷ PyTorch time (decoding: per token); below 1 dpcot is faster. \
          Batch {BATCH}, 3 layers, 4 heads, vocabulary 64; median of the timed repetitions."
     );
+    out
+}
+
+/// One table per backend: each operation's time in dpcot and PyTorch, and the ratio.
+fn ops_markdown(rows: &[OpsRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "Operations of a training step, {} backend (batch {BATCH}, seq {}, d_model {}):\n\n\
+             | operation | dpcot (ms) | PyTorch (ms) | ratio |\n|---|---:|---:|---:|",
+            r.backend, r.seq_len, r.d_model
+        );
+        for op in &r.dpcot {
+            let theirs = r
+                .pytorch
+                .as_ref()
+                .and_then(|ops| ops.iter().find(|o| o.op == op.op));
+            let _ = writeln!(
+                out,
+                "| {} | {:.3} | {} | {} |",
+                op.op,
+                1e3 * op.seconds,
+                theirs.map_or("–".to_string(), |t| format!("{:.3}", 1e3 * t.seconds)),
+                theirs.map_or("–".to_string(), |t| format!(
+                    "{:.2}",
+                    op.seconds / t.seconds
+                )),
+            );
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -290,7 +392,7 @@ fn dpcot_command(build: &BuildArgs) -> Command {
 }
 
 /// Runs a measuring command and parses the JSON object it prints last.
-fn run_json(command: &mut Command) -> Result<Measured> {
+fn run_json<T: for<'de> Deserialize<'de>>(command: &mut Command) -> Result<T> {
     let output = command
         .output()
         .with_context(|| format!("running {command:?}"))?;

@@ -2,6 +2,11 @@
 
 mod interop;
 
+/// Training frees and reallocates multi-megabyte tensors every step; mimalloc keeps them
+/// mapped where glibc's malloc returns them to the kernel (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -298,6 +303,9 @@ struct BenchArgs {
     iterations: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Time the operations a training step is made of instead, one by one.
+    #[arg(long)]
+    ops: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -447,7 +455,22 @@ fn bench(args: BenchArgs) -> Result<()> {
     spec.warmup = args.warmup;
     spec.iterations = args.iterations;
     spec.seed = args.seed;
-    let timings = dpcot_train::bench::measure(&spec, &backend.device()?)?;
+    let device = backend.device()?;
+    if args.ops {
+        let ops = dpcot_train::bench::measure_ops(&spec, &device)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "backend": backend, "spec": spec, "ops": ops })
+            );
+        } else {
+            for op in ops {
+                println!("{:<24} {:>9.3} ms", op.op, 1e3 * op.seconds);
+            }
+        }
+        return Ok(());
+    }
+    let timings = dpcot_train::bench::measure(&spec, &device)?;
     if args.json {
         let line = serde_json::json!({ "backend": backend, "spec": spec, "timings": timings });
         println!("{line}");

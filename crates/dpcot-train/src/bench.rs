@@ -9,10 +9,12 @@
 use std::time::Instant;
 
 use burn::module::Module;
+use burn::nn::{DropoutConfig, LayerNormConfig, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use dpcot_model::dpcot_attention::AttentionKind;
-use dpcot_model::ModelConfig;
+use dpcot_model::{gelu_tanh, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -141,6 +143,79 @@ pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainE
         forward_seconds,
         decode_tokens_per_second,
     })
+}
+
+/// Time of one tensor operation of the training step, at the benchmark's shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpTiming {
+    /// What was timed; `bench/torch_bench.py --ops` uses the same names.
+    pub op: String,
+    /// Median seconds.
+    pub seconds: f64,
+}
+
+/// Times the operations a training step is made of, one by one, at `spec`'s shapes
+/// (`[batch, seq, d_model]` activations, `4·d_model` MLP width, `[batch, heads, seq, seq]`
+/// scores): the table that says where a gap to another framework lies. "fwd+bwd" is the
+/// operation, the sum of its output, and the backward pass to the input.
+pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, TrainError> {
+    spec.model().validate()?;
+    let (b, l, d, h) = (spec.batch, spec.seq_len, spec.d_model, spec.n_heads);
+    let trained = device.clone().autodiff();
+    device.seed(spec.seed);
+    trained.seed(spec.seed);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let x = Tensor::<3>::random([b, l, d], normal, device);
+    let wide = Tensor::<3>::random([b, l, 4 * d], normal, device);
+    let q = Tensor::<4>::random([b, h, l, d / h], normal, device);
+    let scores = Tensor::<4>::random([b, h, l, l], normal, device);
+    let linear = LinearConfig::new(d, 4 * d).init(device);
+    let linear_ad = LinearConfig::new(d, 4 * d).init(&trained);
+    let norm_ad = LayerNormConfig::new(d).init(&trained);
+    let dropout = DropoutConfig::new(0.1).init();
+    let tracked = |t: &Tensor<3>| t.clone().autodiff().require_grad();
+    let tracked4 = |t: &Tensor<4>| t.clone().autodiff().require_grad();
+
+    let mut timings = Vec::new();
+    let mut time = |op: &str, run: &mut dyn FnMut()| -> Result<(), TrainError> {
+        let seconds = median_seconds(spec, device, run)?;
+        timings.push(OpTiming {
+            op: op.to_string(),
+            seconds,
+        });
+        Ok(())
+    };
+    time("linear d→4d", &mut || {
+        let _ = linear.forward(x.clone());
+    })?;
+    time("linear d→4d fwd+bwd", &mut || {
+        let _ = linear_ad.forward(tracked(&x)).sum().backward();
+    })?;
+    time("matmul QKᵀ", &mut || {
+        let _ = q.clone().matmul(q.clone().swap_dims(2, 3));
+    })?;
+    time("softmax", &mut || {
+        let _ = softmax(scores.clone(), 3);
+    })?;
+    time("softmax fwd+bwd", &mut || {
+        let _ = softmax(tracked4(&scores), 3).sum().backward();
+    })?;
+    time("layer_norm fwd+bwd", &mut || {
+        let _ = norm_ad.forward(tracked(&x)).sum().backward();
+    })?;
+    time("gelu_tanh fwd+bwd", &mut || {
+        let _ = gelu_tanh(tracked(&wide)).sum().backward();
+    })?;
+    time("dropout", &mut || {
+        let _ = dropout.forward(wide.clone().autodiff());
+    })?;
+    time("add", &mut || {
+        let _ = wide.clone().add(wide.clone());
+    })?;
+    time("exp", &mut || {
+        let _ = wide.clone().exp();
+    })?;
+    Ok(timings)
 }
 
 /// Random tokens and their next-token targets, from `spec.seed`.
