@@ -175,16 +175,26 @@ pub fn train(
         device.seed(step_seed(train_config.seed, step));
         let logits = model.forward(batch.inputs.clone());
         let loss = masked_cross_entropy(logits, batch.targets.clone(), batch.mask.clone());
-        let loss_value: f32 = loss.clone().into_scalar();
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
-                step,
-                value: loss_value,
-            });
-        }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let learning_rate = train_config.learning_rate_at(step);
         model = optimizer.step(learning_rate, model, grads);
+
+        // Reading the loss waits for the device; only steps that log, evaluate or checkpoint
+        // do it (after the backward pass and update are queued), so a GPU is not stalled every
+        // step. A non-finite loss is caught before anything is evaluated or saved.
+        let done = step + 1;
+        let logging = done % train_config.log_every == 0 || done == train_config.steps;
+        let evaluating = done % train_config.eval_interval() == 0 && done < train_config.steps;
+        let checkpointing = done % train_config.checkpoint_interval() == 0 || done == stop_at;
+        let loss_value = if logging || evaluating || checkpointing {
+            let value: f32 = loss.into_scalar();
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss { step, value });
+            }
+            Some(value)
+        } else {
+            None
+        };
 
         let batch_tokens = examples
             .iter()
@@ -200,7 +210,7 @@ pub fn train(
         };
         let step = progress.step;
 
-        if step % train_config.log_every == 0 || step == train_config.steps {
+        if let (true, Some(loss_value)) = (logging, loss_value) {
             let tokens_per_second =
                 window_tokens as f64 / window_started.elapsed().as_secs_f64().max(1e-9);
             (window_tokens, window_started) = (0, Instant::now());
@@ -220,7 +230,7 @@ pub fn train(
         }
         bar.set_position(step as u64);
 
-        if step % train_config.eval_interval() == 0 && step < train_config.steps {
+        if let (true, Some(loss_value)) = (evaluating, loss_value) {
             let eval = bar.suspend(|| {
                 evaluate(
                     &model.valid(),
@@ -248,7 +258,7 @@ pub fn train(
                 break;
             }
         }
-        if step % train_config.checkpoint_interval() == 0 || step == stop_at {
+        if checkpointing {
             checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
         }
     }

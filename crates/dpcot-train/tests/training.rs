@@ -40,9 +40,18 @@ fn config(task: TaskSpec, attention: AttentionKind, steps: usize) -> RunConfig {
     }
 }
 
+/// The backend under test: burn's `BURN_DEVICE` (`flex`, `ndarray`, `wgpu`, `cuda`) if set, as
+/// for the other crates' tests, else the first compiled (GPUs first, then flex, then ndarray).
+fn backend() -> Backend {
+    match std::env::var("BURN_DEVICE") {
+        Ok(name) => name.parse().unwrap(),
+        Err(_) => Backend::default_compiled().expect("a backend is compiled in"),
+    }
+}
+
 fn options() -> TrainOptions {
     TrainOptions {
-        backend: Backend::Flex,
+        backend: backend(),
         resume: false,
         quiet: true,
         halt_after: None,
@@ -55,6 +64,8 @@ fn learns(attention: AttentionKind, layers: usize) {
     config.model.n_layers = layers;
     config.train.target_accuracy = Some(0.97);
     let summary = train(&RunDir::new(dir.path()), &config, &options()).unwrap();
+    println!("{attention:?} trained on {}", summary.backend);
+    assert_eq!(summary.backend, backend());
     assert!(
         summary.eval.answer_accuracy >= 0.95 && summary.eval.headline >= 0.95,
         "{attention:?}: answer {:.3}, teacher-forced {:.3} after {} steps",
@@ -127,7 +138,7 @@ fn corrupt_or_foreign_checkpoints_are_clear_errors() {
     train(&RunDir::new(dir.path()), &config, &options()).unwrap();
     let path = RunDir::new(dir.path()).checkpoint();
     let good = std::fs::read(&path).unwrap();
-    let device = Backend::Flex.device().unwrap();
+    let device = backend().device().unwrap();
     let load = |model: &ModelConfig| {
         checkpoint::load(&path, model, &device, AdamWConfig::new().init()).map(|_| ())
     };
@@ -197,4 +208,24 @@ fn a_dataset_of_another_task_is_refused() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_non_finite_loss_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(lis4(), AttentionKind::Softmax, 40);
+    // Weights of ~1e30 after one update overflow f32 in the next forward.
+    config.train.learning_rate = 1e30;
+    config.train.log_every = 4;
+    let err = train(&RunDir::new(dir.path()), &config, &options()).unwrap_err();
+    match err {
+        // The loss is read (and checked) at logging steps only, so the step is one of them.
+        TrainError::NonFiniteLoss { step, value } => {
+            assert!(
+                !value.is_finite() && step < 40 && (step + 1) % 4 == 0,
+                "{step}: {value}"
+            );
+        }
+        other => panic!("expected a non-finite loss, got: {other}"),
+    }
 }
