@@ -15,7 +15,7 @@ dpcot-attention's kernels, written with the same tensor operations:
 - linear: elu+1 feature map, chunks of 64, exclusive prefix sums of the chunk states.
 
 Decoding feeds one token at a time through a KV cache (standard), a block and summary cache
-(sparse) or the recurrent state (linear).
+(sparse) or the recurrent state (linear), reading each step's tokens back as dpcot's decoder does.
 """
 
 import argparse
@@ -262,11 +262,12 @@ def measure(args):
         forward = median_seconds(lambda: model(inputs), args.warmup, args.iterations)
 
         def decode():
+            # Like dpcot's decoder: every step's tokens are read back (to look for the end token).
             caches = [block.attention.new_cache() for block in model.blocks]
             next_tokens = inputs[:, :1]
             for position in range(l):
-                next_tokens = model.step(next_tokens, caches, position).argmax(dim=1, keepdim=True)
-            next_tokens.tolist()
+                ids = model.step(next_tokens, caches, position).argmax(dim=1).tolist()
+                next_tokens = torch.tensor(ids)[:, None]
 
         decode_seconds = median_seconds(decode, args.warmup, args.iterations)
     return {

@@ -2,8 +2,9 @@
 //! pass without autodiff, and greedy decoding through the attention caches.
 //!
 //! The measured step is the one [`train`](crate::train) runs, on random tokens: same loss, same
-//! optimizer settings, and no read of the loss (the loop reads it at logging steps only). `cargo xtask bench` runs this for a grid
-//! of shapes next to an identical PyTorch model (`bench/torch_bench.py`) and prints the ratios;
+//! optimizer settings, and no read of the loss (the loop reads it at logging steps only); the
+//! decoding is the evaluator's [`greedy_decode`]. `cargo xtask bench` runs this for a grid of
+//! shapes next to an identical PyTorch model (`bench/torch_bench.py`) and prints the ratios;
 //! docs/performance.md has the results.
 
 use std::time::Instant;
@@ -14,6 +15,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use dpcot_model::dpcot_attention::AttentionKind;
+use dpcot_model::generate::greedy_decode;
 use dpcot_model::{gelu_tanh, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -79,7 +81,8 @@ pub struct BenchTimings {
     /// One forward pass (no autodiff, dropout off) on the same batch.
     pub forward_seconds: f64,
     /// Greedy decoding of `seq_len` tokens for `batch` sequences through the caches, starting
-    /// from one prompt token: tokens produced per second over the whole batch.
+    /// from one prompt token and reading every step's tokens back: tokens produced per second
+    /// over the whole batch.
     pub decode_tokens_per_second: f64,
 }
 
@@ -120,17 +123,20 @@ pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainE
         let _ = model.forward(inputs.clone());
     })?;
 
+    // The evaluator's decoder, reading every step's tokens back; an end token outside the
+    // vocabulary is never produced, so every sequence runs to `seq_len` generated tokens.
+    let prompts: Vec<Vec<u32>> = inputs
+        .clone()
+        .slice_dim(1, 0..1)
+        .into_data()
+        .iter::<i64>()
+        .map(|t| vec![t as u32])
+        .collect();
+    let never = spec.vocab_size as u32;
     let mut decode_seconds = Vec::new();
     for i in 0..spec.warmup + spec.iterations {
         let started = Instant::now();
-        let mut state = model.new_decode_state(spec.batch, device);
-        let mut next = inputs.clone().slice_dim(1, 0..1);
-        for _ in 0..spec.seq_len {
-            let logits = model.forward_step(next, &mut state)?;
-            next = logits.argmax(1);
-        }
-        // The argmax is what the decoder reads back each step.
-        let _ = next.into_data();
+        greedy_decode(&model, &prompts, never, spec.seq_len + 1, device)?;
         if i >= spec.warmup {
             decode_seconds.push(started.elapsed().as_secs_f64());
         }
