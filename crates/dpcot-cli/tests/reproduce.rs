@@ -8,12 +8,38 @@ use std::time::{Duration, Instant};
 
 use dpcot_analysis::profile::Profile;
 use dpcot_analysis::sweep::{search_groups, Results, RunKey};
+use dpcot_train::Backend;
 
 fn smoke_profile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml")
 }
 
-fn dpcot(args: &[&str]) -> Command {
+/// The backend under test: burn's `BURN_DEVICE` (`flex`, `ndarray`, `wgpu`, `cuda`) if set, as
+/// for the other crates' tests, else the binary's default (the first compiled, GPUs first).
+fn backend() -> Backend {
+    match std::env::var("BURN_DEVICE") {
+        Ok(name) => name.parse().unwrap(),
+        Err(_) => Backend::default_compiled().expect("a backend is compiled in"),
+    }
+}
+
+/// `dpcot sweep` of the smoke profile into `results`, on [`backend`].
+fn sweep_args(results: &Path) -> Vec<String> {
+    let profile = smoke_profile();
+    [
+        "sweep",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--backend",
+        &backend().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn dpcot<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dpcot"));
     command.arg("--quiet").args(args);
     command
@@ -94,19 +120,17 @@ fn smoke_profile_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let profile_path = smoke_profile();
-    let profile_arg = profile_path.to_str().unwrap();
     let results_arg = results.to_str().unwrap();
-    run_ok(&mut dpcot(&[
-        "sweep",
-        "--profile",
-        profile_arg,
-        "--results",
-        results_arg,
-    ]));
+    run_ok(&mut dpcot(&sweep_args(&results)));
     run_ok(&mut dpcot(&["report", "--results", results_arg]));
 
     let profile = Profile::load(&profile_path).unwrap();
     assert_searches_complete(&profile, &Results::new(&results));
+    let records = Results::new(&results).load_records().unwrap();
+    println!("{} runs trained on {}", records.len(), backend());
+    for record in &records {
+        assert_eq!(record.summary.backend, backend(), "{}", record.key.id());
+    }
     let report = std::fs::read_to_string(results.join("report.md")).unwrap();
     for needle in [
         "## General DP tasks",
@@ -146,13 +170,7 @@ fn a_killed_sweep_resumes_without_losing_or_repeating_runs() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let profile_path = smoke_profile();
-    let args = [
-        "sweep",
-        "--profile",
-        profile_path.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ];
+    let args = sweep_args(&results);
 
     // Kill the sweep once a few runs are recorded (mid-sweep, possibly mid-run).
     let mut child = dpcot(&args)

@@ -31,6 +31,39 @@ fn kinds() -> Vec<AttentionKind> {
     ]
 }
 
+/// burn's default device: `BURN_DEVICE` (`flex`, `ndarray`, `wgpu`, `cuda`) sets it to one
+/// compiled-in backend (burn panics if it is not compiled in); unset, it is the first compiled
+/// of cuda, wgpu, flex, ndarray.
+fn device() -> Device {
+    Device::default()
+}
+
+/// Names the device under test in the log (`cargo test -- --show-output`) and checks that it is
+/// the backend `BURN_DEVICE` asks for, so a run meant for one backend cannot pass on another.
+#[test]
+fn the_device_under_test_is_the_one_burn_device_names() {
+    let device = device();
+    let found = format!("{device:?}");
+    println!("device under test: {found}");
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(identity) = device.identity() {
+        println!("adapter: {}", identity.name);
+    }
+    if let Ok(wanted) = std::env::var("BURN_DEVICE") {
+        let variant = match wanted.to_ascii_lowercase().as_str() {
+            "flex" => "Flex(",
+            "ndarray" => "NdArray(",
+            "wgpu" => "Wgpu(",
+            "cuda" => "Cuda(",
+            other => panic!("BURN_DEVICE={other}: dpcot is tested on flex, ndarray, wgpu or cuda"),
+        };
+        assert!(
+            found.contains(variant),
+            "BURN_DEVICE={wanted} but the tests run on {found}"
+        );
+    }
+}
+
 fn model(kind: AttentionKind, seed: u64, device: &Device) -> dpcot_model::Transformer {
     device.seed(seed);
     let mut config = ModelConfig::new(VOCAB, MAX_LEN, 16, kind);
@@ -40,7 +73,7 @@ fn model(kind: AttentionKind, seed: u64, device: &Device) -> dpcot_model::Transf
 
 #[test]
 fn step_logits_equal_the_parallel_forward_at_every_position() {
-    let device = Device::default();
+    let device = device();
     for kind in kinds() {
         let model = model(kind.clone(), 3, &device);
         let tokens: Vec<u32> = (0..2 * MAX_LEN as u32)
@@ -65,7 +98,7 @@ fn step_logits_equal_the_parallel_forward_at_every_position() {
 
 #[test]
 fn cached_greedy_decoding_produces_the_full_forward_tokens() {
-    let device = Device::default();
+    let device = device();
     for kind in kinds() {
         for seed in 0..3 {
             let model = model(kind.clone(), seed, &device);
@@ -88,7 +121,7 @@ fn cached_greedy_decoding_produces_the_full_forward_tokens() {
 
 #[test]
 fn bad_prompts_are_errors() {
-    let device = Device::default();
+    let device = device();
     let model = model(AttentionKind::Softmax, 0, &device);
     let err = greedy_decode(&model, &[vec![1, 2], vec![1]], EOS, MAX_LEN, &device).unwrap_err();
     assert!(
@@ -110,7 +143,7 @@ fn bad_prompts_are_errors() {
 #[test]
 fn training_flags_only_act_on_autodiff_devices() {
     // Dropout must be inactive when evaluating: two forwards agree exactly.
-    let device = Device::default();
+    let device = device();
     let model = model(AttentionKind::Softmax, 1, &device);
     let tokens = token_tensor(&[3, 4, 5, 6], 1, 4, &device);
     let a: Tensor<3> = model.forward(tokens.clone());

@@ -8,6 +8,10 @@ use dpcot_attention::{
 /// Max abs difference allowed between an efficient kernel and its reference (f32).
 pub const TOL: f32 = 1e-4;
 
+/// The device every test runs on: burn's default device. burn's `BURN_DEVICE` environment
+/// variable (`flex`, `ndarray`, `wgpu`, `cuda`) sets it to one compiled-in backend, and burn
+/// panics if that backend is not compiled in; unset, it is the first compiled of cuda, wgpu,
+/// flex, ndarray. `backend::the_device_under_test_is_the_one_burn_device_names` checks it.
 pub fn device() -> Device {
     Device::default()
 }

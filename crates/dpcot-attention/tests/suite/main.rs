@@ -5,6 +5,7 @@
 //! `common::assert_close`). Inputs are O(1), so any wrong mask entry moves outputs by ~1e-2 or
 //! more; `negative_controls` checks that an off-by-one pattern is indeed caught.
 
+mod backend;
 mod common;
 mod config;
 mod decoding;
