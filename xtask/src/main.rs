@@ -23,7 +23,19 @@ enum Task {
     /// Merge the records of one or more results directories (e.g. shards) into one report.
     Report(ReportArgs),
     /// What CI checks: formatting, clippy with warnings denied, and the whole test suite.
-    Ci,
+    Ci(CiArgs),
+}
+
+#[derive(Args)]
+struct CiArgs {
+    /// Instead, the wgpu backend's tests on a real Vulkan driver: installs Mesa's software
+    /// driver lavapipe if missing (tools/install-lavapipe.sh; Linux, apt), then runs the
+    /// attention suite, the cached-vs-full decoding tests and the smoke reproduce with
+    /// `--features wgpu` and `BURN_DEVICE=wgpu`, in their own target directory
+    /// ($DPCOT_WGPU_TARGET_DIR, default: `wgpu` in the usual one) so that they never rebuild the
+    /// default build's artefacts.
+    #[arg(long)]
+    wgpu: bool,
 }
 
 #[derive(Args)]
@@ -79,7 +91,8 @@ fn main() -> ExitCode {
     let outcome = match Xtask::parse().task {
         Task::Reproduce(args) => reproduce(args),
         Task::Report(args) => report(args),
-        Task::Ci => ci(),
+        Task::Ci(args) if args.wgpu => ci_wgpu(),
+        Task::Ci(_) => ci(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -203,12 +216,80 @@ fn ci() -> Result<()> {
     cargo(&["test", "--workspace"])
 }
 
+/// The wgpu tests (see `CiArgs::wgpu`): a few minutes on lavapipe once built, so the selection
+/// is what the backend changes — kernels against their references, cached against full
+/// decoding, one whole smoke sweep and report — and not the backend-independent rest.
+fn ci_wgpu() -> Result<()> {
+    let root = workspace_root()?;
+    if cfg!(target_os = "linux") {
+        let script = root.join("tools/install-lavapipe.sh");
+        eprintln!("$ {}", script.display());
+        let status = Command::new("bash")
+            .arg(&script)
+            .status()
+            .with_context(|| format!("running {}", script.display()))?;
+        if !status.success() {
+            bail!("{} failed ({status})", script.display());
+        }
+    }
+    let target_dir = match std::env::var_os("DPCOT_WGPU_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join("wgpu"),
+    };
+    let envs = [
+        ("CARGO_TARGET_DIR", target_dir.into_os_string()),
+        // burn's own switch: every `Device::default()` is the wgpu device (or burn panics), and
+        // the tests check it is.
+        ("BURN_DEVICE", "wgpu".into()),
+    ];
+    cargo_with(
+        &envs,
+        &[
+            "test",
+            "--locked",
+            "--features",
+            "wgpu",
+            "-p",
+            "dpcot-attention",
+            "-p",
+            "dpcot-model",
+            "-p",
+            "dpcot-cli",
+            "--test",
+            "suite",
+            "--test",
+            "decode",
+            "--test",
+            "reproduce",
+            "--",
+            // Sweep bookkeeping, the same on every backend (and as long again as the smoke run).
+            "--skip",
+            "a_killed_sweep_resumes",
+            // Prints the device under test (the adapter, e.g. `llvmpipe (LLVM …)`).
+            "--show-output",
+        ],
+    )
+}
+
 /// Runs cargo in the current directory, failing if it fails.
 fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with(&[], args)
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with(envs: &[(&str, std::ffi::OsString)], args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    eprintln!("$ cargo {}", args.join(" "));
+    let shown: Vec<String> = envs
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", v.to_string_lossy()))
+        .collect();
+    eprintln!("$ {}cargo {}", shown.concat(), args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
