@@ -3,6 +3,8 @@
 //! Each task is a function; `cargo xtask --help` lists them, `cargo xtask <task> --help` their
 //! options.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -22,6 +24,9 @@ enum Task {
     Reproduce(ReproduceArgs),
     /// Merge the records of one or more results directories (e.g. shards) into one report.
     Report(ReportArgs),
+    /// Time dpcot against the same model in PyTorch (bench/torch_bench.py): training step,
+    /// forward pass and cached decoding per model and shape, as dpcot ÷ PyTorch ratios.
+    Bench(bench::BenchArgs),
     /// What CI checks: formatting, clippy with warnings denied, and the whole test suite.
     Ci(CiArgs),
 }
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
     let outcome = match Xtask::parse().task {
         Task::Reproduce(args) => reproduce(args),
         Task::Report(args) => report(args),
+        Task::Bench(args) => bench::bench(args),
         Task::Ci(args) if args.wgpu => ci_wgpu(),
         Task::Ci(_) => ci(),
     };
