@@ -209,17 +209,19 @@ fn dpcot(build: &BuildArgs, args: &[String]) -> Result<()> {
     cargo(&refs)
 }
 
+/// What `.ci/run` runs, with the same `--locked`.
 fn ci() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
+        "--locked",
         "--",
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace"])
+    cargo(&["test", "--workspace", "--locked"])
 }
 
 /// The wgpu tests (see `CiArgs::wgpu`): a few minutes on lavapipe once built, so the selection
