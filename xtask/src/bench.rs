@@ -156,11 +156,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                         "pytorch {model} d_model={} seq_len={}",
                         shape.d_model, shape.seq_len
                     );
-                    let mut command = Command::new(python);
-                    command
-                        .arg(root.join("bench/torch_bench.py"))
-                        .args(&common)
-                        .args(["--threads", &threads.to_string()]);
+                    let mut command = torch_bench(python, &root, &common, threads);
                     Some(run_json::<Measured>(&mut command)?.timings)
                 }
                 None => None,
@@ -170,11 +166,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     "dpcot {backend} {model} d_model={} seq_len={}",
                     shape.d_model, shape.seq_len
                 );
-                let mut command = dpcot_command(&args.build);
-                command
-                    .arg("bench")
-                    .args(&common)
-                    .args(["--backend", backend]);
+                let mut command = dpcot_bench(&args.build, &common, backend);
                 let dpcot = run_json::<Measured>(&mut command)?.timings;
                 rows.push(Row {
                     backend: backend.clone(),
@@ -210,11 +202,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let torch_ops = match &python {
         Some(python) => {
             eprintln!("pytorch operations");
-            let mut command = Command::new(python);
-            command
-                .arg(root.join("bench/torch_bench.py"))
-                .args(&ops_args)
-                .args(["--threads", &threads.to_string()]);
+            let mut command = torch_bench(python, &root, &ops_args, threads);
             Some(run_json::<MeasuredOps>(&mut command)?.ops)
         }
         None => None,
@@ -222,11 +210,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let mut ops_rows = Vec::new();
     for backend in &backends {
         eprintln!("dpcot {backend} operations");
-        let mut command = dpcot_command(&args.build);
-        command
-            .arg("bench")
-            .args(&ops_args)
-            .args(["--backend", backend]);
+        let mut command = dpcot_bench(&args.build, &ops_args, backend);
         ops_rows.push(OpsRow {
             backend: backend.clone(),
             d_model: shape.d_model,
@@ -379,15 +363,29 @@ fn build_dpcot(build: &BuildArgs) -> Result<()> {
     crate::cargo(&args)
 }
 
-/// `cargo run` of the (already built) dpcot binary, in the workspace's one build profile.
-fn dpcot_command(build: &BuildArgs) -> Command {
+/// `dpcot bench <args> --backend <backend>`: `cargo run` of the (already built) binary, in the
+/// workspace's one build profile.
+fn dpcot_bench(build: &BuildArgs, args: &[String], backend: &str) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     command.args(["run", "--quiet", "-p", "dpcot-cli"]);
     if let Some(features) = &build.features {
         command.args(["--features", features]);
     }
-    command.arg("--");
+    command
+        .args(["--", "bench"])
+        .args(args)
+        .args(["--backend", backend]);
+    command
+}
+
+/// `python bench/torch_bench.py <args>` with `threads` torch threads.
+fn torch_bench(python: &Path, root: &Path, args: &[String], threads: usize) -> Command {
+    let mut command = Command::new(python);
+    command
+        .arg(root.join("bench/torch_bench.py"))
+        .args(args)
+        .args(["--threads", &threads.to_string()]);
     command
 }
 

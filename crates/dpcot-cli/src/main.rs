@@ -2,11 +2,6 @@
 
 mod interop;
 
-/// Training frees and reallocates multi-megabyte tensors every step; mimalloc keeps them
-/// mapped where glibc's malloc returns them to the kernel (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -22,6 +17,11 @@ use dpcot_train::bench::BenchSpec;
 use dpcot_train::{Backend, DataSource, EvalMetrics, RunConfig, RunDir, TrainConfig, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
+
+/// Training frees and reallocates multi-megabyte tensors every step; mimalloc keeps them
+/// mapped where glibc's malloc returns them to the kernel (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

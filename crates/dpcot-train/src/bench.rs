@@ -58,6 +58,18 @@ impl BenchSpec {
         }
     }
 
+    /// Checks the model and that there is something to time.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model().validate()?;
+        if self.iterations == 0 {
+            return Err(TrainError::invalid(
+                "bench iterations",
+                "must be at least 1, got 0",
+            ));
+        }
+        Ok(())
+    }
+
     /// The model measured: the experiments' defaults (dropout 0.1) at this shape.
     pub fn model(&self) -> ModelConfig {
         ModelConfig {
@@ -89,14 +101,8 @@ pub struct BenchTimings {
 /// Runs the three measurements of `spec` on `device` (a device without autodiff; training
 /// wraps it).
 pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainError> {
+    spec.validate()?;
     let config = spec.model();
-    config.validate()?;
-    if spec.iterations == 0 {
-        return Err(TrainError::invalid(
-            "bench iterations",
-            "must be at least 1, got 0",
-        ));
-    }
     let (inputs, targets) = random_batch(spec, device);
     let mask = Tensor::<2>::ones([spec.batch, spec.seq_len], device);
 
@@ -164,7 +170,7 @@ pub struct OpTiming {
 /// scores): the table that says where a gap to another framework lies. "fwd+bwd" is the
 /// operation, the sum of its output, and the backward pass to the input.
 pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, TrainError> {
-    spec.model().validate()?;
+    spec.validate()?;
     let (b, l, d, h) = (spec.batch, spec.seq_len, spec.d_model, spec.n_heads);
     let trained = device.clone().autodiff();
     device.seed(spec.seed);
@@ -296,6 +302,8 @@ mod tests {
         let mut spec = BenchSpec::new(AttentionKind::Softmax, 16, 8, 2);
         spec.iterations = 0;
         let err = measure(&spec, &Device::default()).unwrap_err();
+        assert!(err.to_string().contains("iterations"), "{err}");
+        let err = measure_ops(&spec, &Device::default()).unwrap_err();
         assert!(err.to_string().contains("iterations"), "{err}");
     }
 }
