@@ -47,6 +47,27 @@ struct Shape {
 
 const BATCH: usize = 32;
 
+/// The `--quick` shape, and the one the operations are timed at.
+const QUICK: Shape = Shape {
+    d_model: 128,
+    seq_len: 128,
+};
+
+/// The arguments both `dpcot bench` and `bench/torch_bench.py` take for a shape.
+fn shape_args(shape: Shape, iterations: usize) -> Vec<String> {
+    vec![
+        "--d-model".into(),
+        shape.d_model.to_string(),
+        "--seq-len".into(),
+        shape.seq_len.to_string(),
+        "--batch".into(),
+        BATCH.to_string(),
+        "--iterations".into(),
+        iterations.to_string(),
+        "--json".into(),
+    ]
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
 struct Timings {
     train_step_seconds: f64,
@@ -95,10 +116,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let root = workspace_root()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shapes: Vec<Shape> = if args.quick {
-        vec![Shape {
-            d_model: 128,
-            seq_len: 128,
-        }]
+        vec![QUICK]
     } else {
         [128, 512]
             .into_iter()
@@ -137,19 +155,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for shape in &shapes {
         for model in &models {
-            let common = [
-                "--model".to_string(),
-                model.clone(),
-                "--d-model".into(),
-                shape.d_model.to_string(),
-                "--seq-len".into(),
-                shape.seq_len.to_string(),
-                "--batch".into(),
-                BATCH.to_string(),
-                "--iterations".into(),
-                iterations.to_string(),
-                "--json".into(),
-            ];
+            let mut common = vec!["--model".to_string(), model.clone()];
+            common.extend(shape_args(*shape, iterations));
             let pytorch = match &python {
                 Some(python) => {
                     eprintln!(
@@ -183,22 +190,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
 
     // Where the time goes: the step's operations one by one, at the quick shape.
-    let shape = Shape {
-        d_model: 128,
-        seq_len: 128,
-    };
-    let ops_args = [
-        "--ops".to_string(),
-        "--d-model".into(),
-        shape.d_model.to_string(),
-        "--seq-len".into(),
-        shape.seq_len.to_string(),
-        "--batch".into(),
-        BATCH.to_string(),
-        "--iterations".into(),
-        "5".into(),
-        "--json".into(),
-    ];
+    let shape = QUICK;
+    let mut ops_args = vec!["--ops".to_string()];
+    ops_args.extend(shape_args(shape, 5));
     let torch_ops = match &python {
         Some(python) => {
             eprintln!("pytorch operations");
@@ -366,8 +360,7 @@ fn build_dpcot(build: &BuildArgs) -> Result<()> {
 /// `dpcot bench <args> --backend <backend>`: `cargo run` of the (already built) binary, in the
 /// workspace's one build profile.
 fn dpcot_bench(build: &BuildArgs, args: &[String], backend: &str) -> Command {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(crate::cargo_program());
     command.args(["run", "--quiet", "-p", "dpcot-cli"]);
     if let Some(features) = &build.features {
         command.args(["--features", features]);

@@ -287,9 +287,14 @@ fn cargo(args: &[&str]) -> Result<()> {
     cargo_with(&[], args)
 }
 
+/// The cargo that runs this xtask (`$CARGO`), else `cargo` from the PATH.
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
 /// [`cargo`] with extra environment variables.
 fn cargo_with(envs: &[(&str, std::ffi::OsString)], args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = cargo_program();
     let shown: Vec<String> = envs
         .iter()
         .map(|(k, v)| format!("{k}={} ", v.to_string_lossy()))

@@ -48,7 +48,8 @@ fn export_check_and_import_round_trip() {
         "--out",
         "ref",
     ]);
-    let out = ok(&[
+    // `check` of the exported reference files, before and after an answer is spoiled.
+    let check_reference = [
         "check",
         "--format",
         "cot-benchmark",
@@ -59,7 +60,8 @@ fn export_check_and_import_round_trip() {
         "ref/chain/test_data.txt",
         "--answers",
         "ref/chain/test_ans.txt",
-    ]);
+    ];
+    let out = ok(&check_reference);
     assert!(out.contains("40 examples: 40 valid, 0 invalid"), "{out}");
     ok(&[
         "import",
@@ -100,21 +102,7 @@ fn export_check_and_import_round_trip() {
     let wrong = if lines[1] == "0" { "1" } else { "0" };
     lines[1] = wrong.to_string();
     std::fs::write(&answers, lines.join("\n")).unwrap();
-    let out = dpcot(
-        &[
-            "check",
-            "--format",
-            "cot-benchmark",
-            "--task",
-            "arithmetic",
-            "--size",
-            "3",
-            "ref/chain/test_data.txt",
-            "--answers",
-            "ref/chain/test_ans.txt",
-        ],
-        d,
-    );
+    let out = dpcot(&check_reference, d);
     assert!(!out.status.success());
     assert!(
         text(&out.stdout).contains("40 examples: 39 valid, 1 invalid"),
