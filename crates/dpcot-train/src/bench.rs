@@ -61,6 +61,13 @@ impl BenchSpec {
     /// Checks the model and that there is something to time.
     pub fn validate(&self) -> Result<(), TrainError> {
         self.model().validate()?;
+        if self.batch == 0 {
+            // An empty batch would reach burn's kernels as zero-sized tensors.
+            return Err(TrainError::invalid(
+                "bench batch",
+                "must be at least 1, got 0",
+            ));
+        }
         if self.iterations == 0 {
             return Err(TrainError::invalid(
                 "bench iterations",
@@ -305,5 +312,16 @@ mod tests {
         assert!(err.to_string().contains("iterations"), "{err}");
         let err = measure_ops(&spec, &Device::default()).unwrap_err();
         assert!(err.to_string().contains("iterations"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_batch_is_an_error() {
+        let spec = BenchSpec::new(AttentionKind::Softmax, 16, 8, 0);
+        for err in [
+            measure(&spec, &Device::default()).unwrap_err(),
+            measure_ops(&spec, &Device::default()).unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("batch"), "{err}");
+        }
     }
 }
