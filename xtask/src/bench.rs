@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::{workspace_root, BuildArgs};
+use crate::{build_dpcot, workspace_root, BuildArgs};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -151,7 +151,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     };
 
-    build_dpcot(&args.build)?;
+    let dpcot = build_dpcot(&args.build)?;
     let mut rows = Vec::new();
     for shape in &shapes {
         for model in &models {
@@ -173,7 +173,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     "dpcot {backend} {model} d_model={} seq_len={}",
                     shape.d_model, shape.seq_len
                 );
-                let mut command = dpcot_bench(&args.build, &common, backend);
+                let mut command = dpcot_bench(&dpcot, &common, backend);
                 let dpcot = run_json::<Measured>(&mut command)?.timings;
                 rows.push(Row {
                     backend: backend.clone(),
@@ -204,7 +204,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let mut ops_rows = Vec::new();
     for backend in &backends {
         eprintln!("dpcot {backend} operations");
-        let mut command = dpcot_bench(&args.build, &ops_args, backend);
+        let mut command = dpcot_bench(&dpcot, &ops_args, backend);
         ops_rows.push(OpsRow {
             backend: backend.clone(),
             d_model: shape.d_model,
@@ -349,26 +349,10 @@ fn torch_python(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
-fn build_dpcot(build: &BuildArgs) -> Result<()> {
-    let mut args = vec!["build", "--quiet", "-p", "dpcot-cli"];
-    if let Some(features) = &build.features {
-        args.extend(["--features", features]);
-    }
-    crate::cargo(&args)
-}
-
-/// `dpcot bench <args> --backend <backend>`: `cargo run` of the (already built) binary, in the
-/// workspace's one build profile.
-fn dpcot_bench(build: &BuildArgs, args: &[String], backend: &str) -> Command {
-    let mut command = Command::new(crate::cargo_program());
-    command.args(["run", "--quiet", "-p", "dpcot-cli"]);
-    if let Some(features) = &build.features {
-        command.args(["--features", features]);
-    }
-    command
-        .args(["--", "bench"])
-        .args(args)
-        .args(["--backend", backend]);
+/// `dpcot bench <args> --backend <backend>`, with the binary [`build_dpcot`] built.
+fn dpcot_bench(dpcot: &Path, args: &[String], backend: &str) -> Command {
+    let mut command = Command::new(dpcot);
+    command.arg("bench").args(args).args(["--backend", backend]);
     command
 }
 

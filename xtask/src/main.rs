@@ -6,7 +6,7 @@
 mod bench;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -20,10 +20,13 @@ struct Xtask {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Reproduce the paper's experiment (and the locality one) end to end: sweep, then report.
-    Reproduce(ReproduceArgs),
-    /// Merge the records of one or more results directories (e.g. shards) into one report.
-    Report(ReportArgs),
+    /// Reproduce the paper's experiment end to end: builds `dpcot`, then runs `dpcot sweep`
+    /// (the sweep, then its report) with the arguments given, unchanged. Default: the quick
+    /// profile on the CPU. `cargo xtask reproduce --help` lists the sweep's options.
+    Reproduce(PassThrough),
+    /// Merge the records of one or more results directories (e.g. shards) into one report:
+    /// `dpcot report` with the arguments given, unchanged.
+    Report(PassThrough),
     /// Time dpcot against the same model in PyTorch (bench/torch_bench.py): training step,
     /// forward pass and cached decoding per model and shape, as dpcot ÷ PyTorch ratios.
     Bench(bench::BenchArgs),
@@ -51,51 +54,39 @@ struct BuildArgs {
     features: Option<String>,
 }
 
+/// A `dpcot` subcommand's arguments, passed through as they are; only `--features` (anywhere
+/// among them) is the xtask's own.
 #[derive(Args)]
-struct ReproduceArgs {
-    /// smoke (~1 minute, CI), quick (the default, ≤ 30 minutes on a 2-core laptop) or paper
-    /// (the paper's sizes, for GPUs); or a path to a profile file.
-    #[arg(long, default_value = "quick")]
-    profile: String,
-    /// Results directory [default: results/<profile>].
-    #[arg(long)]
-    results: Option<PathBuf>,
-    /// Run only shard i of N (1-based), e.g. `--shard 3/8`; no report is written, merge the
-    /// shards with `cargo xtask report`.
-    #[arg(long)]
-    shard: Option<String>,
-    /// Train the whole dimension grid instead of bisecting for the minimal dimension.
-    #[arg(long)]
-    full_grid: bool,
-    /// Only this experiment: general (the paper's Figure 1) or locality. Repeatable.
-    #[arg(long)]
-    experiment: Vec<String>,
-    /// Backend among those compiled in (flex, ndarray, wgpu, cuda).
-    #[arg(long)]
-    backend: Option<String>,
-    /// Searches run at once [default: the number of cores on a CPU backend, 1 on a GPU].
-    #[arg(long)]
-    jobs: Option<usize>,
-    #[command(flatten)]
-    build: BuildArgs,
+#[command(disable_help_flag = true)]
+struct PassThrough {
+    /// The arguments of the `dpcot` subcommand, and `--features F` for the build.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
-#[derive(Args)]
-struct ReportArgs {
-    /// Results directories to merge.
-    #[arg(long, required = true, num_args = 1..)]
-    results: Vec<PathBuf>,
-    /// Where to write the report [default: the first results directory].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    #[command(flatten)]
-    build: BuildArgs,
+impl PassThrough {
+    /// The build's features and the subcommand's arguments.
+    fn split(self) -> Result<(BuildArgs, Vec<String>)> {
+        let mut features = None;
+        let mut rest = Vec::new();
+        let mut args = self.args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--features" {
+                features = Some(args.next().context("--features needs a value")?);
+            } else if let Some(value) = arg.strip_prefix("--features=") {
+                features = Some(value.to_string());
+            } else {
+                rest.push(arg);
+            }
+        }
+        Ok((BuildArgs { features }, rest))
+    }
 }
 
 fn main() -> ExitCode {
     let outcome = match Xtask::parse().task {
-        Task::Reproduce(args) => reproduce(args),
-        Task::Report(args) => report(args),
+        Task::Reproduce(args) => pass_through("sweep", args),
+        Task::Report(args) => pass_through("report", args),
         Task::Bench(args) => bench::bench(args),
         Task::Ci(args) if args.wgpu => ci_wgpu(),
         Task::Ci(_) => ci(),
@@ -116,97 +107,62 @@ fn workspace_root() -> Result<PathBuf> {
         .to_path_buf())
 }
 
-fn profile_path(profile: &str) -> Result<PathBuf> {
-    let as_path = PathBuf::from(profile);
-    if as_path.extension().is_some_and(|e| e == "toml") {
-        return Ok(as_path);
+/// Builds `dpcot`, then runs `dpcot <subcommand> <args>` directly.
+fn pass_through(subcommand: &str, args: PassThrough) -> Result<()> {
+    let (build, args) = args.split()?;
+    let dpcot = build_dpcot(&build)?;
+    eprintln!("$ {} {subcommand} {}", dpcot.display(), args.join(" "));
+    let status = Command::new(&dpcot)
+        .arg(subcommand)
+        .args(&args)
+        .status()
+        .with_context(|| format!("running {}", dpcot.display()))?;
+    if !status.success() {
+        bail!("`dpcot {subcommand}` failed ({status})");
     }
-    let path = workspace_root()?
-        .join("configs/profiles")
-        .join(format!("{profile}.toml"));
-    if !path.exists() {
-        bail!(
-            "no profile `{profile}` ({} does not exist); the profiles are smoke, quick and paper",
-            path.display()
-        );
-    }
-    Ok(path)
+    Ok(())
 }
 
-fn reproduce(args: ReproduceArgs) -> Result<()> {
-    let profile = profile_path(&args.profile)?;
-    let name = profile
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("profile")
-        .to_string();
-    let results = args
-        .results
-        .unwrap_or_else(|| PathBuf::from("results").join(&name));
-    let mut sweep: Vec<String> = vec![
-        "sweep".into(),
-        "--profile".into(),
-        profile.display().to_string(),
-        "--results".into(),
-        results.display().to_string(),
-    ];
-    if let Some(shard) = &args.shard {
-        sweep.extend(["--shard".into(), shard.clone()]);
-    }
-    if args.full_grid {
-        sweep.push("--full-grid".into());
-    }
-    for e in &args.experiment {
-        sweep.extend(["--experiment".into(), e.clone()]);
-    }
-    if let Some(backend) = &args.backend {
-        sweep.extend(["--backend".into(), backend.clone()]);
-    }
-    if let Some(jobs) = args.jobs {
-        sweep.extend(["--jobs".into(), jobs.to_string()]);
-    }
-    dpcot(&args.build, &sweep)?;
-    if args.shard.is_some() {
-        eprintln!(
-            "shard done; merge all shards with: cargo xtask report --results {}",
-            results.display()
-        );
-        return Ok(());
-    }
-    dpcot(
-        &args.build,
-        &[
-            "report".into(),
-            "--results".into(),
-            results.display().to_string(),
-        ],
-    )
-}
-
-fn report(args: ReportArgs) -> Result<()> {
-    let mut command: Vec<String> = vec!["report".into(), "--results".into()];
-    command.extend(args.results.iter().map(|r| r.display().to_string()));
-    if let Some(out) = &args.out {
-        command.extend(["--out".into(), out.display().to_string()]);
-    }
-    dpcot(&args.build, &command)
-}
-
-/// Runs the `dpcot` binary through `cargo run`, in the one build profile of the workspace.
-fn dpcot(build: &BuildArgs, args: &[String]) -> Result<()> {
-    let mut cargo_args: Vec<String> = vec![
-        "run".into(),
-        "--quiet".into(),
-        "-p".into(),
-        "dpcot-cli".into(),
+/// Builds the `dpcot` binary in the workspace's one build profile, with cargo's progress in
+/// view, and returns its path.
+fn build_dpcot(build: &BuildArgs) -> Result<PathBuf> {
+    let mut args = vec![
+        "build",
+        "-p",
+        "dpcot-cli",
+        "--bin",
+        "dpcot",
+        "--message-format=json-render-diagnostics",
     ];
     if let Some(features) = &build.features {
-        cargo_args.extend(["--features".into(), features.clone()]);
+        args.extend(["--features", features]);
     }
-    cargo_args.push("--".into());
-    cargo_args.extend(args.iter().cloned());
-    let refs: Vec<&str> = cargo_args.iter().map(String::as_str).collect();
-    cargo(&refs)
+    eprintln!(
+        "building dpcot (cargo {}); the first build compiles burn and takes several minutes",
+        args.join(" ")
+    );
+    let cargo = cargo_program();
+    // Progress and diagnostics go to stderr as usual; stdout carries the JSON messages, one of
+    // which names the executable.
+    let output = Command::new(&cargo)
+        .args(&args)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {cargo}"))?;
+    if !output.status.success() {
+        bail!("building dpcot failed ({})", output.status);
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Artifact>(line).ok())
+        .find_map(|artifact| artifact.executable)
+        .context("cargo built no dpcot executable")
+}
+
+/// The part of cargo's `compiler-artifact` message that names an executable.
+#[derive(serde::Deserialize)]
+struct Artifact {
+    executable: Option<PathBuf>,
 }
 
 /// What `.ci/run` runs, with the same `--locked`.

@@ -5,14 +5,18 @@
 //! the compute each model spends at equal accuracy; and the report with its figures.
 //!
 //! ```no_run
-//! use dpcot_analysis::{profile::Profile, report::write_report, sweep::{run_sweep, Results, SweepOptions}};
+//! use dpcot_analysis::profile::Profile;
+//! use dpcot_analysis::report::write_report;
+//! use dpcot_analysis::sweep::{run_sweep, Results, SweepOptions, WorkerCommand};
+//! use dpcot_train::Backend;
 //!
-//! let profile = Profile::load("configs/profiles/smoke.toml".as_ref())?;
+//! let profile = Profile::named_or_load("smoke")?;
 //! let results = Results::new("results/smoke");
 //! let options = SweepOptions {
 //!     results: results.clone(),
-//!     worker: "target/debug/dpcot".into(),
-//!     backend: "flex".into(),
+//!     // Each run is trained by `dpcot worker <job file>` in a process of its own.
+//!     worker: WorkerCommand::new("dpcot").arg("worker"),
+//!     backend: Backend::Flex,
 //!     shard: None,
 //!     full_grid: false,
 //!     jobs: 1,

@@ -1,18 +1,41 @@
 //! Experiment profiles: which tasks, sizes, models and dimensions, trained how long.
 //! Files in `configs/profiles/*.toml`; users copy and edit them.
 
+use std::fmt;
 use std::path::Path;
 
-use dpcot_model::dpcot_attention::{AttentionKind, SparsePattern};
+use dpcot_model::dpcot_attention::AttentionKind;
+use dpcot_model::{ModelConfig, ModelOverrides};
 use dpcot_tasks::{TaskOptions, TaskSpec};
+use dpcot_train::{DataOverrides, TrainOverrides};
 use serde::{Deserialize, Serialize};
 
+pub use dpcot_model::ModelChoice;
+
 use crate::AnalysisError;
+
+/// The profiles that come with dpcot, by name (`--profile quick`); any other profile is a
+/// path to a TOML file.
+pub const BUILTIN: [(&str, &str); 3] = [
+    (
+        "smoke",
+        include_str!("../../../configs/profiles/smoke.toml"),
+    ),
+    (
+        "quick",
+        include_str!("../../../configs/profiles/quick.toml"),
+    ),
+    (
+        "paper",
+        include_str!("../../../configs/profiles/paper.toml"),
+    ),
+];
 
 /// One experiment profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The profile's name (results go to `results/<name>` by default).
     pub name: String,
     /// A model "solves" a task at a dimension when its headline accuracy reaches this.
     #[serde(default = "default_threshold")]
@@ -22,17 +45,20 @@ pub struct Profile {
     pub seeds: Vec<u64>,
     /// The models compared (a sweep may override).
     pub models: Vec<ModelChoice>,
-    #[serde(default = "default_layers")]
-    pub layers: usize,
-    #[serde(default = "default_heads")]
-    pub heads: usize,
+    /// Model settings of every run; unset ones keep the model's defaults.
     #[serde(default)]
-    pub dropout: f64,
-    pub train: TrainSettings,
-    pub data: DataSettings,
+    pub model: ModelOverrides,
+    /// Training settings of every run (a sweep may override some); unset ones keep the
+    /// trainer's defaults.
+    #[serde(default)]
+    pub train: TrainOverrides,
+    /// Sizes of the generated data of every run (the seed is the run's).
+    #[serde(default)]
+    pub data: DataOverrides,
     /// The experiments a sweep runs when none is named (`--experiment`); all when absent.
     #[serde(default)]
-    pub default_experiments: Option<Vec<String>>,
+    pub default_experiments: Option<Vec<Experiment>>,
+    /// The sweeps: one task over sizes and dimensions each.
     pub sweeps: Vec<TaskSweep>,
 }
 
@@ -42,97 +68,63 @@ fn default_threshold() -> f64 {
 fn default_seeds() -> Vec<u64> {
     vec![1]
 }
-fn default_layers() -> usize {
-    3
-}
-fn default_heads() -> usize {
-    4
-}
 
-/// The attention of a compared model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Which experiment a sweep belongs to.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
-pub enum ModelChoice {
-    /// Causal softmax attention.
-    Standard,
-    /// Sparse Transformer, fixed pattern, block ⌈√L⌉.
-    Sparse,
-    /// Linear Transformer.
-    Linear,
-    /// Causal sliding-window attention over the last `window` tokens — the efficient model
-    /// the locality assumption suits best. In TOML: `{ sliding = { window = 4 } }`.
-    Sliding { window: usize },
+pub enum Experiment {
+    /// The paper's Figure 1: the minimal dimension of each model on the general DP tasks.
+    #[default]
+    General,
+    /// The paper's locality result: m-local tasks, with sliding-window attention beside.
+    Locality,
 }
 
-impl ModelChoice {
-    /// Short name, unique per choice (`sliding-w4` carries its window).
-    pub fn name(self) -> String {
+impl Experiment {
+    /// The name used in profiles, run ids and the report.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ModelChoice::Standard => "standard".into(),
-            ModelChoice::Sparse => "sparse".into(),
-            ModelChoice::Linear => "linear".into(),
-            ModelChoice::Sliding { window } => format!("sliding-w{window}"),
-        }
-    }
-
-    pub fn attention(self) -> AttentionKind {
-        match self {
-            ModelChoice::Standard => AttentionKind::Softmax,
-            ModelChoice::Sparse => AttentionKind::Sparse {
-                block_size: None,
-                summary_width: 1,
-                pattern: SparsePattern::Fixed,
-            },
-            ModelChoice::Linear => AttentionKind::Linear {
-                chunk_size: 64,
-                eps: 1e-6,
-            },
-            ModelChoice::Sliding { window } => AttentionKind::SlidingWindow { window },
+            Self::General => "general",
+            Self::Locality => "locality",
         }
     }
 }
 
-/// Training schedule of every run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    pub steps: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    #[serde(default)]
-    pub warmup_steps: Option<usize>,
-    pub eval_every: usize,
-    pub eval_examples: usize,
-}
-
-/// Generated data of every run (the seed is the run's).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSettings {
-    pub train: usize,
-    pub test: usize,
+impl fmt::Display for Experiment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One task swept over sizes (and, for the locality experiment, over a locality knob).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSweep {
-    /// `general` (the paper's Figure 1) or `locality`.
-    #[serde(default = "default_experiment")]
-    pub experiment: String,
+    /// The experiment the sweep belongs to [default: general].
+    #[serde(default)]
+    pub experiment: Experiment,
     /// arithmetic, lis or ed.
     pub task: String,
+    /// The problem sizes (`--size` of the task), searched in ascending order.
     pub sizes: Vec<usize>,
     /// The embedding dimensions searched, ascending.
     pub dims: Vec<usize>,
     /// Overrides the profile's models.
     #[serde(default)]
     pub models: Option<Vec<ModelChoice>>,
-    /// Knobs passed to the task (see `dpcot show --help`).
+    /// Training settings of this sweep's runs, over the profile's `[train]`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub train: TrainOverrides,
+    /// Arithmetic modulus (see `dpcot show --help`).
     #[serde(default)]
     pub modulus: Option<u32>,
+    /// LIS number range.
     #[serde(default)]
     pub range: Option<u32>,
+    /// Edit-distance number tokens.
     #[serde(default)]
     pub numbers: Option<u32>,
     /// Locality windows (LIS) to sweep; one point per (size, window).
@@ -143,8 +135,8 @@ pub struct TaskSweep {
     pub bands: Vec<usize>,
 }
 
-fn default_experiment() -> String {
-    "general".to_string()
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl TaskSweep {
@@ -185,22 +177,57 @@ impl TaskSweep {
         Ok(chains)
     }
 
+    /// The models this sweep compares.
     pub fn models<'a>(&'a self, profile: &'a Profile) -> &'a [ModelChoice] {
         self.models.as_deref().unwrap_or(&profile.models)
     }
 }
 
 impl Profile {
+    /// A built-in profile by name ([`BUILTIN`]) or else a profile file, validated.
+    pub fn named_or_load(name_or_path: &str) -> Result<Self, AnalysisError> {
+        match BUILTIN.iter().find(|(name, _)| *name == name_or_path) {
+            Some((name, text)) => Self::parse(text, Path::new(&format!("<built-in {name}>"))),
+            None if Path::new(name_or_path).exists() || name_or_path.ends_with(".toml") => {
+                Self::load(Path::new(name_or_path))
+            }
+            None => Err(AnalysisError::Profile {
+                path: name_or_path.into(),
+                reason: format!(
+                    "no such profile: neither a file nor a built-in one ({})",
+                    BUILTIN.map(|(name, _)| name).join(", ")
+                ),
+            }),
+        }
+    }
+
     /// Reads and validates a profile file.
     pub fn load(path: &Path) -> Result<Self, AnalysisError> {
         let text = std::fs::read_to_string(path).map_err(AnalysisError::io(path))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates a profile's text; `path` names it in errors.
+    fn parse(text: &str, path: &Path) -> Result<Self, AnalysisError> {
         let invalid = |reason: String| AnalysisError::Profile {
             path: path.to_path_buf(),
             reason,
         };
-        let profile: Profile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let profile: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         profile.validate().map_err(invalid)?;
         Ok(profile)
+    }
+
+    /// The attention heads of every model.
+    pub fn heads(&self) -> usize {
+        self.model_template().n_heads
+    }
+
+    /// The model settings every run shares (layers, heads, dropout), resolved; its sizes and
+    /// attention are placeholders that each run sets.
+    pub fn model_template(&self) -> ModelConfig {
+        self.model
+            .apply(ModelConfig::new(0, 0, 0, AttentionKind::Softmax))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -221,12 +248,12 @@ impl Profile {
                     sweep.task
                 ));
             }
-            if !["general", "locality"].contains(&sweep.experiment.as_str()) {
-                return Err(format!(
-                    "unknown experiment `{}` (general or locality)",
-                    sweep.experiment
-                ));
-            }
+            sweep
+                .train
+                .or(&self.train)
+                .config()
+                .validate()
+                .map_err(|e| format!("the {} sweep's training settings: {e}", sweep.task))?;
             if sweep.sizes.is_empty() || sweep.dims.is_empty() {
                 return Err(format!("the {} sweep needs sizes and dims", sweep.task));
             }
@@ -236,10 +263,11 @@ impl Profile {
                     sweep.task
                 ));
             }
-            if let Some(&d) = sweep.dims.iter().find(|&&d| d % self.heads != 0) {
+            if let Some(&d) = sweep.dims.iter().find(|&&d| d % self.heads() != 0) {
                 return Err(format!(
                     "dimension {d} of the {} sweep is not divisible by {} heads",
-                    sweep.task, self.heads
+                    sweep.task,
+                    self.heads()
                 ));
             }
             sweep
@@ -264,8 +292,8 @@ learning_rate = 1e-3
 eval_every = 5
 eval_examples = 10
 [data]
-train = 50
-test = 10
+train_examples = 50
+test_examples = 10
 [[sweeps]]
 task = "lis"
 sizes = [8, 4]
@@ -336,10 +364,49 @@ models = ["standard", { sliding = { window = 3 } }]
                 PROFILE.replace("name = \"t\"", "name = \"t\"\ncolour = 1"),
                 "colour",
             ),
+            (
+                PROFILE.replace("experiment = \"locality\"", "experiment = \"local\""),
+                "unknown variant `local`",
+            ),
+            (
+                PROFILE.replace(
+                    "windows = [2, 3]",
+                    "windows = [2, 3]\ntrain = { steps = 0 }",
+                ),
+                "training settings",
+            ),
         ] {
             let (_dir, path) = write(&bad);
             let err = Profile::load(&path).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn builtin_profiles_load_by_name_and_unknown_names_are_errors() {
+        for (name, _) in BUILTIN {
+            let profile = Profile::named_or_load(name).unwrap();
+            assert_eq!(profile.name, name);
+        }
+        let err = Profile::named_or_load("fast").unwrap_err().to_string();
+        assert!(err.contains("smoke, quick, paper"), "{err}");
+        let (_dir, path) = write(PROFILE);
+        assert_eq!(
+            Profile::named_or_load(path.to_str().unwrap()).unwrap().name,
+            "t"
+        );
+    }
+
+    #[test]
+    fn a_sweep_overrides_the_profile_training_settings() {
+        let text = PROFILE.replace(
+            "dims = [8, 16]\n",
+            "dims = [8, 16]\ntrain = { steps = 40 }\n",
+        );
+        let (_dir, path) = write(&text);
+        let p = Profile::load(&path).unwrap();
+        let config = p.sweeps[0].train.or(&p.train).config();
+        assert_eq!((config.steps, config.batch_size), (40, 4));
+        assert_eq!(p.sweeps[1].train.or(&p.train).config().steps, 10);
     }
 }

@@ -209,7 +209,9 @@ fn grid_dims(profile: &Profile, experiment: &str, family: &str) -> Vec<usize> {
     let mut dims: Vec<usize> = profile
         .sweeps
         .iter()
-        .filter(|s| s.experiment == experiment && family.split('-').next() == Some(s.task.as_str()))
+        .filter(|s| {
+            s.experiment.as_str() == experiment && family.split('-').next() == Some(s.task.as_str())
+        })
         .flat_map(|s| s.dims.iter().copied())
         .collect();
     dims.sort_unstable();
@@ -224,7 +226,8 @@ fn experiments(analysis: &Analysis) -> Vec<String> {
 }
 
 fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
-    let t = &profile.train;
+    let t = profile.train.config();
+    let model = profile.model_template();
     let backend = analysis
         .records
         .first()
@@ -239,15 +242,15 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
          teacher-forced exact match for LIS and ED) reaches {:.0}%. The minimal dimension is \
          searched by bisection over the grid (each search starting from the answer for the next \
          smaller size), so blank heatmap cells were not trained. {} runs.\n",
-        profile.layers,
-        profile.heads,
-        profile.dropout,
+        model.n_layers,
+        model.n_heads,
+        model.dropout,
         t.steps,
         t.batch_size,
         t.learning_rate,
         100.0 * profile.threshold,
-        profile.data.train,
-        profile.data.test,
+        profile.data.train(),
+        profile.data.test(),
         profile.seeds,
         100.0 * profile.threshold,
         analysis.records.len()

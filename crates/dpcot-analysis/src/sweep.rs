@@ -2,30 +2,37 @@
 //! JSON file, written atomically once the run is finished.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
-use dpcot_train::{DataSource, RunConfig, RunSummary, TrainConfig};
-use indicatif::{ProgressBar, ProgressStyle};
+use dpcot_train::{Backend, RunConfig, RunJob, RunSummary};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{ModelChoice, Profile, TaskSweep};
+use crate::profile::{Experiment, ModelChoice, Profile, TaskSweep};
 use crate::search::min_passing;
 use crate::AnalysisError;
 
 /// What identifies a run of a sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunKey {
+    /// The experiment (`general`, `locality`).
     pub experiment: String,
+    /// The task at one size.
     pub task: TaskSpec,
+    /// The compared model.
     pub model: ModelChoice,
+    /// The embedding dimension.
     pub d_model: usize,
+    /// The seed of the run (initialisation, data, batch order, dropout).
     pub seed: u64,
 }
 
@@ -51,8 +58,11 @@ impl RunKey {
 /// One finished run: `records/<id>.json` of a results directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// Which run.
     pub key: RunKey,
+    /// The run's whole configuration.
     pub config: RunConfig,
+    /// What it reached and what it cost.
     pub summary: RunSummary,
     /// Wall time of the whole run process (data generation and evaluation included).
     pub wall_seconds: f64,
@@ -68,13 +78,16 @@ impl RunRecord {
 /// The layout of a results directory.
 #[derive(Debug, Clone)]
 pub struct Results {
+    /// The results directory.
     pub root: PathBuf,
 }
 
 impl Results {
+    /// The results directory `root` (created by the sweep).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
+    /// One JSON record per finished run.
     pub fn records(&self) -> PathBuf {
         self.root.join("records")
     }
@@ -82,15 +95,19 @@ impl Results {
     pub fn profile(&self) -> PathBuf {
         self.root.join("profile.toml")
     }
+    /// The record of run `id`.
     pub fn record(&self, id: &str) -> PathBuf {
         self.records().join(format!("{id}.json"))
     }
+    /// The run directory of run `id` (config, metrics, checkpoint, summary).
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.root.join("runs").join(id)
     }
-    pub fn run_config(&self, id: &str) -> PathBuf {
-        self.root.join("configs").join(format!("{id}.json"))
+    /// The job file a worker executes for run `id`.
+    pub fn job(&self, id: &str) -> PathBuf {
+        self.root.join("jobs").join(format!("{id}.json"))
     }
+    /// The worker's log of run `id`.
     pub fn log(&self, id: &str) -> PathBuf {
         self.root.join("logs").join(format!("{id}.log"))
     }
@@ -126,58 +143,129 @@ fn read_record(path: &Path) -> Result<RunRecord, AnalysisError> {
     Ok(record)
 }
 
+/// How a sweep starts the worker process that executes one run: a program and the arguments
+/// that come before the job file. The caller (the `dpcot` binary) says what it is; the sweep
+/// only appends the path of a [`RunJob`] file.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+impl WorkerCommand {
+    /// `program`, with no argument before the job file yet.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// With `arg` before the job file.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// The process that executes the job in `job`.
+    fn command(&self, job: &Path) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).arg(job);
+        command
+    }
+}
+
 /// How to run a sweep.
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
+    /// Where records, runs, jobs and logs go.
     pub results: Results,
-    /// The `dpcot` executable that trains one run (`dpcot train-config CONFIG --out DIR`).
-    pub worker: PathBuf,
-    pub backend: String,
-    /// Only this shard `(i, n)`, 1-based: search groups whose index is i − 1 modulo n.
-    pub shard: Option<(usize, usize)>,
+    /// How to start the process that trains one run.
+    pub worker: WorkerCommand,
+    /// The backend every run trains on.
+    pub backend: Backend,
+    /// Only this shard: search groups whose index is `shard.index - 1` modulo `shard.count`.
+    pub shard: Option<Shard>,
     /// Train every dimension of the grid instead of bisecting.
     pub full_grid: bool,
     /// Searches run at once (each run is a process of its own). Small models leave cores idle,
     /// so 2 on 2 cores nearly halves the time; concurrent runs share the CPU, which measured
     /// times reflect (every model equally).
     pub jobs: usize,
-    /// Only these experiments (`general`, `locality`); when empty, the profile's
-    /// `default_experiments`, or all.
-    pub experiments: Vec<String>,
+    /// Only these experiments; when empty, the profile's `default_experiments`, or all.
+    pub experiments: Vec<Experiment>,
+    /// No progress bar and no per-run lines.
     pub quiet: bool,
 }
 
-/// Parses `i/N`.
-pub fn parse_shard(text: &str) -> Result<(usize, usize), AnalysisError> {
-    let bad = || AnalysisError::Shard(text.to_string());
-    let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (usize, usize) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if i == 0 || n == 0 || i > n {
-        return Err(bad());
+impl SweepOptions {
+    /// Searches at once when not given: small CPU runs use about one core each, so one per
+    /// core; GPU runs share one device, so one at a time.
+    pub fn default_jobs(backend: Backend) -> usize {
+        match backend {
+            Backend::Wgpu | Backend::Cuda => 1,
+            Backend::Flex | Backend::Ndarray => {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+        }
     }
-    Ok((i, n))
+}
+
+/// One of N shards of a sweep, `i/N` (1-based), for running a sweep on several machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether the search group at `position` (0-based) belongs to this shard.
+    pub fn owns(self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
+}
+
+impl FromStr for Shard {
+    type Err = AnalysisError;
+
+    /// Parses `i/N`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || AnalysisError::Shard(text.to_string());
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
 }
 
 /// One search: a task swept over sizes for one model and seed.
 #[derive(Debug, Clone)]
 pub struct SearchGroup<'a> {
+    /// The sweep it belongs to.
     pub sweep: &'a TaskSweep,
+    /// The task at each size, ascending: each search starts from the previous answer.
     pub chain: Vec<TaskSpec>,
+    /// The model searched.
     pub model: ModelChoice,
+    /// The seed of its runs.
     pub seed: u64,
 }
 
 /// The search groups of a profile, in a fixed order (the unit of sharding).
 pub fn search_groups<'a>(
     profile: &'a Profile,
-    experiments: &[String],
+    experiments: &[Experiment],
 ) -> Result<Vec<SearchGroup<'a>>, AnalysisError> {
     if let Some(unknown) = experiments
         .iter()
-        .find(|e| !profile.sweeps.iter().any(|s| &s.experiment == *e))
+        .find(|e| !profile.sweeps.iter().any(|s| s.experiment == **e))
     {
         let available: std::collections::BTreeSet<&str> = profile
             .sweeps
@@ -185,7 +273,7 @@ pub fn search_groups<'a>(
             .map(|s| s.experiment.as_str())
             .collect();
         return Err(AnalysisError::UnknownExperiment {
-            name: unknown.clone(),
+            name: unknown.to_string(),
             profile: profile.name.clone(),
             available: available.into_iter().collect::<Vec<_>>().join(", "),
         });
@@ -231,7 +319,7 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
     let mine: Vec<&SearchGroup> = groups
         .iter()
         .enumerate()
-        .filter(|(g, _)| options.shard.is_none_or(|(i, n)| g % n == i - 1))
+        .filter(|(g, _)| options.shard.is_none_or(|shard| shard.owns(*g)))
         .map(|(_, group)| group)
         .collect();
 
@@ -248,7 +336,7 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
             per_point * g.chain.len()
         })
         .sum();
-    let bar = progress(planned, options.quiet);
+    let bar = dpcot_train::progress::sweep(planned, options.quiet);
     let counts = Counts::default();
     let started = Instant::now();
 
@@ -345,13 +433,13 @@ fn search(
     for task in &group.chain {
         let mut passes = |i: usize| -> Result<bool, AnalysisError> {
             let key = RunKey {
-                experiment: group.sweep.experiment.clone(),
+                experiment: group.sweep.experiment.to_string(),
                 task: task.clone(),
                 model: group.model,
                 d_model: group.sweep.dims[i],
                 seed: group.seed,
             };
-            let record = ensure_run(profile, &key, options, bar, counts)?;
+            let record = ensure_run(profile, group.sweep, &key, options, bar, counts)?;
             Ok(record.summary.eval.headline >= profile.threshold)
         };
         let found = if options.full_grid {
@@ -374,6 +462,7 @@ fn search(
 /// The record of `key`, training the run first if it has none.
 fn ensure_run(
     profile: &Profile,
+    sweep: &TaskSweep,
     key: &RunKey,
     options: &SweepOptions,
     bar: &ProgressBar,
@@ -398,9 +487,7 @@ fn ensure_run(
         });
     }
 
-    let config = run_config(profile, key)?;
-    let config_path = results.run_config(&id);
-    write_json_atomic(&config_path, &config)?;
+    let config = run_config(profile, sweep, key)?;
     let run_dir = results.run_dir(&id);
     let log_path = results.log(&id);
     std::fs::create_dir_all(log_path.parent().expect("logs dir"))
@@ -415,25 +502,22 @@ fn ensure_run(
     // is recorded as it is: resuming it would train on past its early stop.
     let finished = run.summary().exists() && run.read_config().ok().as_ref() == Some(&config);
     if !finished {
-        let mut command = Command::new(&options.worker);
-        command
-            .arg("--quiet")
-            .arg("train-config")
-            .arg(&config_path)
-            .arg("--out")
-            .arg(&run_dir)
-            .arg("--backend")
-            .arg(&options.backend);
-        // A run interrupted with the sweep continues from its checkpoint.
-        if run_dir.join("config.json").exists() {
-            command.arg("--resume");
-        }
+        let job = RunJob {
+            config: config.clone(),
+            out: run_dir.clone(),
+            backend: options.backend,
+            // A run interrupted with the sweep continues from its checkpoint.
+            resume: run.config().exists(),
+        };
+        let job_path = results.job(&id);
+        job.write(&job_path)?;
+        let mut command = options.worker.command(&job_path);
         let status = command
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
             .status()
-            .map_err(AnalysisError::io(&options.worker))?;
+            .map_err(AnalysisError::io(&options.worker.program))?;
         if !status.success() {
             return Err(AnalysisError::RunFailed {
                 id,
@@ -471,36 +555,30 @@ fn ensure_run(
     Ok(record)
 }
 
-/// The run configuration of a key under a profile.
-pub fn run_config(profile: &Profile, key: &RunKey) -> Result<RunConfig, AnalysisError> {
+/// The run configuration of a key of `sweep` under a profile.
+pub fn run_config(
+    profile: &Profile,
+    sweep: &TaskSweep,
+    key: &RunKey,
+) -> Result<RunConfig, AnalysisError> {
     let task = key.task.build()?;
-    let mut model = ModelConfig::new(
+    let model = profile.model.apply(ModelConfig::new(
         task.vocab().len(),
         task.max_len(),
         key.d_model,
         key.model.attention(),
-    );
-    model.n_layers = profile.layers;
-    model.n_heads = profile.heads;
-    model.dropout = profile.dropout;
-    let settings = &profile.train;
-    let mut train = TrainConfig::new(settings.steps);
-    train.batch_size = settings.batch_size;
-    train.learning_rate = settings.learning_rate;
-    train.warmup_steps = settings.warmup_steps;
-    train.eval_every = Some(settings.eval_every);
-    train.eval_examples = settings.eval_examples;
-    train.target_accuracy = Some(profile.threshold);
-    train.seed = key.seed;
+    ));
+    let train = sweep
+        .train
+        .or(&profile.train)
+        .config()
+        .with_target_accuracy(Some(profile.threshold))
+        .with_seed(key.seed);
     let config = RunConfig {
         task: key.task.clone(),
         model,
         train,
-        data: DataSource::Generated {
-            train: profile.data.train,
-            test: profile.data.test,
-            seed: key.seed,
-        },
+        data: profile.data.generated(key.seed),
     };
     config.validate()?;
     Ok(config)
@@ -517,22 +595,6 @@ fn log_line(bar: &ProgressBar, quiet: bool, line: String) {
     } else {
         eprintln!("{line}");
     }
-}
-
-fn progress(planned: usize, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(planned as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "sweep [{bar:30}] {pos}/~{len} runs, {elapsed} elapsed, eta {eta}: {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_secs(1));
-    bar
 }
 
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), AnalysisError> {
@@ -557,9 +619,14 @@ mod tests {
 
     #[test]
     fn shards_parse_and_reject_nonsense() {
-        assert_eq!(parse_shard("2/3").unwrap(), (2, 3));
+        let shard: Shard = "2/3".parse().unwrap();
+        assert_eq!(shard, Shard { index: 2, count: 3 });
+        assert_eq!(
+            (0..7).filter(|&g| shard.owns(g)).collect::<Vec<_>>(),
+            [1, 4]
+        );
         for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
-            assert!(parse_shard(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
     }
 

@@ -84,6 +84,26 @@ fn default_eps() -> f64 {
     1e-6
 }
 
+impl AttentionKind {
+    /// Sparse attention with the fixed pattern and its defaults: one summary position per
+    /// block, the block size `block_size` or `⌈√max_len⌉`.
+    pub fn sparse(block_size: Option<usize>) -> Self {
+        Self::Sparse {
+            block_size,
+            summary_width: default_summary_width(),
+            pattern: SparsePattern::default(),
+        }
+    }
+
+    /// Linear attention with its default chunk size and stabiliser.
+    pub fn linear() -> Self {
+        Self::Linear {
+            chunk_size: default_chunk_size(),
+            eps: default_eps(),
+        }
+    }
+}
+
 /// `⌈√max_len⌉` (at least 1): the block size that balances the local (`B`) and the summary
 /// (`L/B`) part of sparse attention.
 pub fn default_block_size(max_len: usize) -> usize {

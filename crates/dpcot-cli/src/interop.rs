@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use dpcot_model::config::flag_help;
 use dpcot_model::pretrained::{load_reference, LoadOptions};
 use dpcot_tasks::dataset::{self, Split};
 use dpcot_tasks::reference_format;
 use dpcot_tasks::{Dataset, DpTask, GenerateConfig, TaskOptions, TaskSpec};
-use dpcot_train::Backend;
+use dpcot_train::{Backend, DataSource, TrainConfig};
 
 /// The formats of example files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -239,11 +240,11 @@ pub struct CheckpointArgs {
     #[arg(long, requires = "checkpoint")]
     pub data: Option<PathBuf>,
     /// Generated test examples (without --data).
-    #[arg(long, default_value_t = 1_000)]
-    pub test_examples: usize,
+    #[arg(long, conflicts_with = "data", help = flag_help("Generated test examples (without --data)", DataSource::DEFAULT_TEST_EXAMPLES))]
+    pub test_examples: Option<usize>,
     /// Seed of the generated test examples.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[arg(long, conflicts_with = "data", help = flag_help("Seed of the generated test examples", TrainConfig::DEFAULT_SEED))]
+    pub seed: Option<u64>,
 }
 
 /// `dpcot eval`: `None` without --checkpoint (after making sure no checkpoint-only option was
@@ -288,8 +289,10 @@ pub fn eval_checkpoint(
             let config = GenerateConfig {
                 task: spec.clone(),
                 train: 0,
-                test: args.test_examples,
-                seed: args.seed,
+                test: args
+                    .test_examples
+                    .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES),
+                seed: args.seed.unwrap_or(TrainConfig::DEFAULT_SEED),
                 mix_smaller: false,
             };
             dpcot_tasks::generate(&config, |_| {})?.1.examples
@@ -306,8 +309,8 @@ pub fn eval_checkpoint(
         arch.vocab_size,
         examples.len()
     );
-    let metrics = dpcot_train::evaluate(&model, &task, &examples, batch_size.max(1), &device)?;
-    crate::print_eval(
+    let metrics = dpcot_train::evaluate(&model, &task, &examples, batch_size, &device)?;
+    crate::eval::print_eval(
         &format!("{}, checkpoint {}", task.name(), checkpoint.display()),
         &metrics,
     );

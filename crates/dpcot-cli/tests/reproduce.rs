@@ -63,7 +63,7 @@ fn assert_searches_complete(profile: &Profile, results: &Results) {
     for group in search_groups(profile, &[]).unwrap() {
         for task in &group.chain {
             let key = |d: usize| RunKey {
-                experiment: group.sweep.experiment.clone(),
+                experiment: group.sweep.experiment.to_string(),
                 task: task.clone(),
                 model: group.model,
                 d_model: d,

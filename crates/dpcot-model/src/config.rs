@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::ModelError;
 
 /// A GPT-style decoder as in the reference CoT benchmark: 3 layers, 4 heads, dropout 0.1.
+///
+/// Built as burn's module configs are: `ModelConfig::new(required…).with_optional(…)`. Every
+/// default is a constant of this type, written once and used by serde, the builders and the
+/// command line's help.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -17,30 +21,40 @@ pub struct ModelConfig {
     pub max_len: usize,
     /// Embedding (model) dimension, the quantity whose minimum the experiments search.
     pub d_model: usize,
+    /// Decoder layers [default: [`Self::DEFAULT_N_LAYERS`]].
     #[serde(default = "default_layers")]
     pub n_layers: usize,
+    /// Attention heads per layer; must divide `d_model` [default: [`Self::DEFAULT_N_HEADS`]].
     #[serde(default = "default_heads")]
     pub n_heads: usize,
-    /// Dropout on the embeddings, after attention and after the MLP.
+    /// Dropout on the embeddings, after attention and after the MLP
+    /// [default: [`Self::DEFAULT_DROPOUT`]].
     #[serde(default = "default_dropout")]
     pub dropout: f64,
-    /// The attention variant of every layer.
+    /// The attention variant of every layer [default: softmax].
     #[serde(default)]
     pub attention: AttentionKind,
 }
 
 fn default_layers() -> usize {
-    3
+    ModelConfig::DEFAULT_N_LAYERS
 }
 fn default_heads() -> usize {
-    4
+    ModelConfig::DEFAULT_N_HEADS
 }
 fn default_dropout() -> f64 {
-    0.1
+    ModelConfig::DEFAULT_DROPOUT
 }
 
 impl ModelConfig {
-    /// The reference setup (3 layers, 4 heads, dropout 0.1) with the given sizes.
+    /// The reference benchmark's depth.
+    pub const DEFAULT_N_LAYERS: usize = 3;
+    /// The reference benchmark's head count.
+    pub const DEFAULT_N_HEADS: usize = 4;
+    /// The reference benchmark's dropout.
+    pub const DEFAULT_DROPOUT: f64 = 0.1;
+
+    /// The reference setup with the given sizes and attention.
     pub fn new(
         vocab_size: usize,
         max_len: usize,
@@ -51,11 +65,31 @@ impl ModelConfig {
             vocab_size,
             max_len,
             d_model,
-            n_layers: default_layers(),
-            n_heads: default_heads(),
-            dropout: default_dropout(),
+            n_layers: Self::DEFAULT_N_LAYERS,
+            n_heads: Self::DEFAULT_N_HEADS,
+            dropout: Self::DEFAULT_DROPOUT,
             attention,
         }
+    }
+
+    /// With `n_layers` decoder layers.
+    pub fn with_n_layers(self, n_layers: usize) -> Self {
+        Self { n_layers, ..self }
+    }
+
+    /// With `n_heads` attention heads.
+    pub fn with_n_heads(self, n_heads: usize) -> Self {
+        Self { n_heads, ..self }
+    }
+
+    /// With dropout probability `dropout`.
+    pub fn with_dropout(self, dropout: f64) -> Self {
+        Self { dropout, ..self }
+    }
+
+    /// With `attention` in every layer.
+    pub fn with_attention(self, attention: AttentionKind) -> Self {
+        Self { attention, ..self }
     }
 
     /// Checks every field; the error names the first bad one.
@@ -113,6 +147,49 @@ impl ModelConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// The model settings a user may change (a profile's `[model]` table, the command line's
+/// flags): each unset field keeps [`ModelConfig`]'s default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct ModelOverrides {
+    /// Decoder layers.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Decoder layers", ModelConfig::DEFAULT_N_LAYERS)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_layers: Option<usize>,
+    /// Attention heads per layer, dividing the dimension.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Attention heads per layer, dividing the dimension", ModelConfig::DEFAULT_N_HEADS)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_heads: Option<usize>,
+    /// Dropout probability.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Dropout probability", ModelConfig::DEFAULT_DROPOUT)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+}
+
+/// The help of a command-line flag that overrides a config field: what it is and the default
+/// it overrides, read from the config's constant so that the value is written once.
+#[cfg(feature = "clap")]
+pub fn flag_help(what: &str, default: impl std::fmt::Display) -> String {
+    format!("{what} [default: {default}]")
+}
+
+impl ModelOverrides {
+    /// `config` with every set field replaced.
+    pub fn apply(&self, mut config: ModelConfig) -> ModelConfig {
+        if let Some(n_layers) = self.n_layers {
+            config.n_layers = n_layers;
+        }
+        if let Some(n_heads) = self.n_heads {
+            config.n_heads = n_heads;
+        }
+        if let Some(dropout) = self.dropout {
+            config.dropout = dropout;
+        }
+        config
     }
 }
 

@@ -19,6 +19,7 @@
 //! # Ok::<(), dpcot_model::ModelError>(())
 //! ```
 
+pub mod choice;
 pub mod config;
 mod error;
 pub mod flops;
@@ -26,7 +27,8 @@ pub mod generate;
 pub mod pretrained;
 pub mod transformer;
 
-pub use config::ModelConfig;
+pub use choice::{ModelChoice, ModelFamily};
+pub use config::{ModelConfig, ModelOverrides};
 pub use dpcot_attention;
 pub use error::ModelError;
 pub use transformer::{gelu_tanh, DecodeState, Transformer};

@@ -10,6 +10,7 @@ use crate::TrainError;
 
 /// A burn backend; which ones exist depends on the cargo features the binary was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     /// burn-flex, pure-Rust CPU (feature `flex`, the default).

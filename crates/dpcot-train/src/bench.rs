@@ -27,40 +27,48 @@ use crate::{TrainConfig, TrainError};
 /// One shape to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchSpec {
-    pub attention: AttentionKind,
-    pub d_model: usize,
-    pub seq_len: usize,
+    /// The model measured; its `max_len` is the sequence length of the batch.
+    pub model: ModelConfig,
+    /// Sequences per batch.
     pub batch: usize,
-    pub n_layers: usize,
-    pub n_heads: usize,
-    pub vocab_size: usize,
     /// Untimed repetitions before measuring (allocator and cache warm-up).
     pub warmup: usize,
     /// Timed repetitions; the median is reported.
     pub iterations: usize,
+    /// Seeds the random tokens and the initialisation.
     pub seed: u64,
 }
 
 impl BenchSpec {
-    /// The experiments' model (3 layers, 4 heads) on a 64-token vocabulary.
+    /// The vocabulary of the random tokens when not given.
+    pub const DEFAULT_VOCAB_SIZE: usize = 64;
+    /// Untimed repetitions when not given.
+    pub const DEFAULT_WARMUP: usize = 1;
+    /// Timed repetitions when not given.
+    pub const DEFAULT_ITERATIONS: usize = 3;
+    /// The seed when none is given.
+    pub const DEFAULT_SEED: u64 = 0;
+
+    /// The experiments' model (the reference's depth, heads and dropout) at this shape, on a
+    /// [`Self::DEFAULT_VOCAB_SIZE`]-token vocabulary.
     pub fn new(attention: AttentionKind, d_model: usize, seq_len: usize, batch: usize) -> Self {
         Self {
-            attention,
-            d_model,
-            seq_len,
+            model: ModelConfig::new(Self::DEFAULT_VOCAB_SIZE, seq_len, d_model, attention),
             batch,
-            n_layers: 3,
-            n_heads: 4,
-            vocab_size: 64,
-            warmup: 1,
-            iterations: 3,
-            seed: 0,
+            warmup: Self::DEFAULT_WARMUP,
+            iterations: Self::DEFAULT_ITERATIONS,
+            seed: Self::DEFAULT_SEED,
         }
+    }
+
+    /// Tokens per sequence.
+    pub fn seq_len(&self) -> usize {
+        self.model.max_len
     }
 
     /// Checks the model and that there is something to time.
     pub fn validate(&self) -> Result<(), TrainError> {
-        self.model().validate()?;
+        self.model.validate()?;
         if self.batch == 0 {
             // An empty batch would reach burn's kernels as zero-sized tensors.
             return Err(TrainError::invalid(
@@ -75,20 +83,6 @@ impl BenchSpec {
             ));
         }
         Ok(())
-    }
-
-    /// The model measured: the experiments' defaults (dropout 0.1) at this shape.
-    pub fn model(&self) -> ModelConfig {
-        ModelConfig {
-            n_layers: self.n_layers,
-            n_heads: self.n_heads,
-            ..ModelConfig::new(
-                self.vocab_size,
-                self.seq_len,
-                self.d_model,
-                self.attention.clone(),
-            )
-        }
     }
 }
 
@@ -109,9 +103,9 @@ pub struct BenchTimings {
 /// wraps it).
 pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainError> {
     spec.validate()?;
-    let config = spec.model();
+    let config = &spec.model;
     let (inputs, targets) = random_batch(spec, device);
-    let mask = Tensor::<2>::ones([spec.batch, spec.seq_len], device);
+    let mask = Tensor::<2>::ones([spec.batch, spec.seq_len()], device);
 
     let trained = device.clone().autodiff();
     trained.seed(spec.seed);
@@ -145,16 +139,16 @@ pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainE
         .iter::<i64>()
         .map(|t| vec![t as u32])
         .collect();
-    let never = spec.vocab_size as u32;
+    let never = spec.model.vocab_size as u32;
     let mut decode_seconds = Vec::new();
     for i in 0..spec.warmup + spec.iterations {
         let started = Instant::now();
-        greedy_decode(&model, &prompts, never, spec.seq_len + 1, device)?;
+        greedy_decode(&model, &prompts, never, spec.seq_len() + 1, device)?;
         if i >= spec.warmup {
             decode_seconds.push(started.elapsed().as_secs_f64());
         }
     }
-    let decode_tokens_per_second = (spec.batch * spec.seq_len) as f64 / median(decode_seconds);
+    let decode_tokens_per_second = (spec.batch * spec.seq_len()) as f64 / median(decode_seconds);
 
     Ok(BenchTimings {
         train_step_seconds,
@@ -178,7 +172,12 @@ pub struct OpTiming {
 /// operation, the sum of its output, and the backward pass to the input.
 pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, TrainError> {
     spec.validate()?;
-    let (b, l, d, h) = (spec.batch, spec.seq_len, spec.d_model, spec.n_heads);
+    let (b, l, d, h) = (
+        spec.batch,
+        spec.seq_len(),
+        spec.model.d_model,
+        spec.model.n_heads,
+    );
     let trained = device.clone().autodiff();
     // One generator behind both devices: this seeds the inputs and the layers' weights.
     device.seed(spec.seed);
@@ -239,9 +238,9 @@ pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, T
 /// Random tokens and their next-token targets, from `spec.seed`.
 fn random_batch(spec: &BenchSpec, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let (b, l) = (spec.batch, spec.seq_len);
+    let (b, l) = (spec.batch, spec.seq_len());
     let tokens: Vec<i64> = (0..b * (l + 1))
-        .map(|_| rng.random_range(0..spec.vocab_size as i64))
+        .map(|_| rng.random_range(0..spec.model.vocab_size as i64))
         .collect();
     let all: Tensor<2, Int> = Tensor::from_data(TensorData::new(tokens, [b, l + 1]), device);
     (all.clone().slice_dim(1, 0..l), all.slice_dim(1, 1..l + 1))

@@ -37,6 +37,9 @@ pub enum TrainError {
     #[error("{0}")]
     Data(String),
 
+    #[error("{dir} already holds a run")]
+    RunExists { dir: PathBuf },
+
     #[error("halted after step {step} as asked; continue with --resume in {dir}")]
     Halted { step: usize, dir: PathBuf },
 }

@@ -31,10 +31,13 @@ pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod eval;
+pub mod job;
+pub mod progress;
 pub mod train;
 
 pub use backend::Backend;
-pub use config::{DataSource, RunConfig, TrainConfig};
+pub use config::{DataOverrides, DataSource, RunConfig, TrainConfig, TrainOverrides};
 pub use error::TrainError;
 pub use eval::{evaluate, EvalMetrics, Headline};
+pub use job::RunJob;
 pub use train::{evaluate_run, train, RunDir, RunSummary, TrainOptions};

@@ -362,10 +362,9 @@ fn prepare_dir(dir: &RunDir, config: &RunConfig, resume: bool) -> Result<(), Tra
     std::fs::create_dir_all(&dir.root).map_err(TrainError::io(&dir.root))?;
     if dir.config().exists() {
         if !resume {
-            return Err(TrainError::invalid(
-                "out",
-                format!("{} already holds a run; pass --resume to continue it, or choose another directory", dir.root.display()),
-            ));
+            return Err(TrainError::RunExists {
+                dir: dir.root.clone(),
+            });
         }
         let existing = dir.read_config()?;
         if &existing != config {

@@ -1,0 +1,116 @@
+//! Flags several subcommands share: the task, the model, the backend; and how errors print.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use dpcot_model::dpcot_attention::AttentionKind;
+use dpcot_model::{ModelChoice, ModelFamily};
+use dpcot_tasks::{TaskOptions, TaskSpec};
+use dpcot_train::Backend;
+
+/// Which task, and its knobs.
+#[derive(Args)]
+pub struct TaskArgs {
+    /// arithmetic, lis or ed.
+    #[arg(long)]
+    task: String,
+    /// Number of operators (arithmetic) or input length (lis, ed).
+    #[arg(long)]
+    size: usize,
+    /// Arithmetic modulus, a prime [default: 11].
+    #[arg(long)]
+    modulus: Option<u32>,
+    /// LIS number range R, inputs in [n+1, R-1] [default: max(250, n+150)].
+    #[arg(long)]
+    range: Option<u32>,
+    /// LIS locality window m: dp_i looks back m positions only.
+    #[arg(long)]
+    window: Option<usize>,
+    /// Edit-distance number tokens 0..K [default: max(60, largest table value + 1)].
+    #[arg(long)]
+    numbers: Option<u32>,
+    /// Edit-distance band w: only cells with |i - j| <= w.
+    #[arg(long)]
+    band: Option<usize>,
+}
+
+impl TaskArgs {
+    /// The task these flags name.
+    pub fn spec(&self) -> Result<TaskSpec> {
+        let options = TaskOptions {
+            modulus: self.modulus,
+            range: self.range,
+            window: self.window,
+            numbers: self.numbers,
+            band: self.band,
+        };
+        Ok(TaskSpec::from_name(&self.task, self.size, &options)?)
+    }
+}
+
+/// Which model, and its attention's knobs.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// The compared model.
+    #[arg(long, value_enum, default_value_t = ModelFamily::Standard)]
+    model: ModelFamily,
+    /// Sparse block size, with --model sparse [default: ceil(sqrt(max length))].
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Sliding-window width, with --model sliding (required there).
+    #[arg(long, required_if_eq("model", "sliding"))]
+    attention_window: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The model's name, as in profiles and reports.
+    pub fn choice(&self) -> Result<ModelChoice> {
+        ModelChoice::new(self.model, self.attention_window)
+            .context("--attention-window goes with --model sliding, and only with it")
+    }
+
+    /// The attention of every layer: the model's, with the block size if given.
+    pub fn attention(&self) -> Result<AttentionKind> {
+        match (self.choice()?, self.block_size) {
+            (ModelChoice::Sparse, block_size) => Ok(AttentionKind::sparse(block_size)),
+            (other, Some(_)) => bail!("--block-size goes with --model sparse, not {other}"),
+            (other, None) => Ok(other.attention()),
+        }
+    }
+}
+
+/// The backend to run on.
+#[derive(Args)]
+pub struct BackendArgs {
+    /// Backend among those compiled in [default: the first compiled, GPUs first].
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+}
+
+impl BackendArgs {
+    /// The backend given, or the default one; an error if it is not compiled in.
+    pub fn backend(&self) -> Result<Backend> {
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None => Backend::default_compiled()
+                .context("no backend compiled in; build with --features flex")?,
+        };
+        if !backend.is_compiled() {
+            bail!("the {backend} backend is not compiled in; rebuild with `--features {backend}`");
+        }
+        Ok(backend)
+    }
+}
+
+/// The error and its causes, leaving out a cause whose text the message already holds (our
+/// error types print their source inline).
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
+}

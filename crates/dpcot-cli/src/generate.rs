@@ -1,0 +1,61 @@
+//! `dpcot generate`: a train and a test split of a task, written as a dataset directory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use dpcot_tasks::{dataset, DpTask, GenerateConfig};
+
+use crate::args::TaskArgs;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Training examples.
+    #[arg(long, default_value_t = 100_000)]
+    train: usize,
+    /// Test examples (never in the training set).
+    #[arg(long, default_value_t = 10_000)]
+    test: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Arithmetic: mix smaller operator counts into the training set, share proportional to the count.
+    #[arg(long)]
+    mix_smaller: bool,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
+    let config = GenerateConfig {
+        task: args.task.spec()?,
+        train: args.train,
+        test: args.test,
+        seed: args.seed,
+        mix_smaller: args.mix_smaller,
+    };
+    let task = config.task.build()?;
+    let started = Instant::now();
+    let bar = dpcot_train::progress::counter((args.train + args.test) as u64, "generate", quiet);
+    let (train, test) = dpcot_tasks::generate(&config, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    let generated = started.elapsed();
+    dataset::write_dir(&args.out, &train, &test)
+        .with_context(|| format!("writing the dataset to {}", args.out.display()))?;
+    println!(
+        "{}: {} train + {} test examples (max length {}, vocabulary {}) in {} -> {:.2}s generate, {:.2}s total",
+        task.name(),
+        train.examples.len(),
+        test.examples.len(),
+        task.max_len(),
+        task.vocab().len(),
+        args.out.display(),
+        generated.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
