@@ -21,23 +21,31 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::train::{adamw, masked_cross_entropy};
+use crate::optim::{adamw, masked_cross_entropy};
 use crate::{TrainConfig, TrainError};
 
 /// One shape to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchSpec {
+    /// The attention of every layer.
     pub attention: AttentionKind,
+    /// The model width.
     pub d_model: usize,
+    /// Tokens per sequence.
     pub seq_len: usize,
+    /// Sequences per batch.
     pub batch: usize,
+    /// Transformer layers.
     pub n_layers: usize,
+    /// Attention heads per layer.
     pub n_heads: usize,
+    /// Vocabulary size of the random tokens.
     pub vocab_size: usize,
     /// Untimed repetitions before measuring (allocator and cache warm-up).
     pub warmup: usize,
     /// Timed repetitions; the median is reported.
     pub iterations: usize,
+    /// Seed of the random inputs and initial weights.
     pub seed: u64,
 }
 
