@@ -597,20 +597,14 @@ fn log_line(bar: &ProgressBar, quiet: bool, line: String) {
     }
 }
 
+/// [`dpcot_tasks::atomic::write_json_atomic`], its error naming the path.
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), AnalysisError> {
-    let mut text = serde_json::to_string_pretty(value).expect("serialisable");
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
+    dpcot_tasks::atomic::write_json_atomic(path, value).map_err(AnalysisError::io(path))
 }
 
+/// [`dpcot_tasks::atomic::write_atomic`], its error naming the path.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(AnalysisError::io(dir))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(AnalysisError::io(dir))?;
-    std::io::Write::write_all(&mut file, bytes).map_err(AnalysisError::io(path))?;
-    file.persist(path)
-        .map_err(|e| AnalysisError::io(path)(e.error))?;
-    Ok(())
+    dpcot_tasks::atomic::write_atomic(path, bytes).map_err(AnalysisError::io(path))
 }
 
 #[cfg(test)]

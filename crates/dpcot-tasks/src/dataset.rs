@@ -298,29 +298,12 @@ impl Dataset {
     }
 }
 
-/// Writes a file atomically: a temporary file in the same directory, synced, then renamed over
-/// `path`, so that a reader never sees half a file.
+/// [`crate::atomic::write_atomic_with`], its error naming `path`.
 pub(crate) fn write_atomic(
     path: &Path,
-    body: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> std::io::Result<()>,
+    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), TaskError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(TaskError::io(dir))?;
-    let file = tempfile::NamedTempFile::new_in(dir).map_err(TaskError::io(dir))?;
-    let mut out = BufWriter::new(file);
-    body(&mut out)
-        .and_then(|()| out.flush())
-        .map_err(TaskError::io(path))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| TaskError::io(path)(e.into_error()))?;
-    file.as_file().sync_all().map_err(TaskError::io(path))?;
-    file.persist(path)
-        .map_err(|e| TaskError::io(path)(e.error))?;
-    Ok(())
+    crate::atomic::write_atomic_with(path, body).map_err(TaskError::io(path))
 }
 
 /// Writes `train.txt` and `test.txt` into `dir`.

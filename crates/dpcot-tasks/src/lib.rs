@@ -22,6 +22,7 @@
 //! ```
 
 pub mod arithmetic;
+pub mod atomic;
 pub mod check;
 pub mod dataset;
 pub mod edit_distance;

@@ -24,6 +24,7 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Every backend, compiled in or not.
     pub const ALL: [Backend; 4] = [
         Backend::Flex,
         Backend::Ndarray,
@@ -57,7 +58,7 @@ impl Backend {
     pub fn device(self) -> Result<Device, TrainError> {
         let missing = || TrainError::Backend {
             name: self.to_string(),
-            reason: format!("not compiled in; rebuild with `--features {self}`"),
+            reason: format!("not compiled in (it needs the cargo feature `{self}`)"),
         };
         match self {
             #[cfg(feature = "flex")]

@@ -17,15 +17,18 @@ pub struct Batch {
     pub targets: Tensor<2, Int>,
     /// `[batch, seq]`: 1 where the target is supervised, else 0.
     pub mask: Tensor<2>,
-    /// Host copies, for scoring without another device read.
+    /// Host copy of `targets`, row-major, for scoring without another device read.
     pub host_targets: Vec<u32>,
+    /// Host copy of `mask`, row-major.
     pub host_mask: Vec<bool>,
+    /// The padded sequence length: the longest example's length minus one.
     pub seq: usize,
     /// Supervised target tokens in the batch.
     pub supervised: usize,
 }
 
 impl Batch {
+    /// The batch of `examples`, on `device`.
     pub fn new(examples: &[&Example], device: &Device) -> Self {
         let rows = examples.len();
         let seq = examples
@@ -73,6 +76,7 @@ pub struct BatchOrder {
 }
 
 impl BatchOrder {
+    /// The order of batches of `batch_size` drawn from `examples` examples.
     pub fn new(examples: usize, batch_size: usize, seed: u64) -> Self {
         Self {
             examples,

@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::train::{adamw, masked_cross_entropy};
+use crate::optim::{adamw, masked_cross_entropy};
 use crate::{TrainConfig, TrainError};
 
 /// One shape to measure.

@@ -14,6 +14,7 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use dpcot_model::{ModelConfig, Transformer};
+use dpcot_tasks::atomic::write_atomic_with;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -36,6 +37,7 @@ pub struct Progress {
 /// What a checkpoint says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointHeader {
+    /// How far the run had come when the checkpoint was written.
     pub progress: Progress,
     /// The model the weights belong to.
     pub model: ModelConfig,
@@ -45,7 +47,8 @@ pub struct CheckpointHeader {
     optimizer_crc: u32,
 }
 
-/// Writes a checkpoint atomically (temporary file in the same directory, then rename).
+/// Writes a checkpoint atomically (temporary file in the same directory, then rename), so a
+/// crash while saving leaves the previous checkpoint.
 pub fn save(
     path: &Path,
     progress: Progress,
@@ -74,20 +77,14 @@ pub fn save(
     };
     let header_json = serde_json::to_vec(&header).expect("the header serialises");
 
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TrainError::io(dir))?;
-    let write = |file: &mut tempfile::NamedTempFile| -> std::io::Result<()> {
-        file.write_all(MAGIC)?;
-        file.write_all(&(header_json.len() as u64).to_le_bytes())?;
-        file.write_all(&header_json)?;
-        file.write_all(&model_bytes)?;
-        file.write_all(&optimizer_bytes)?;
-        file.as_file().sync_all()
-    };
-    write(&mut file).map_err(TrainError::io(path))?;
-    file.persist(path)
-        .map_err(|e| TrainError::io(path)(e.error))?;
-    Ok(())
+    write_atomic_with(path, |out| {
+        out.write_all(MAGIC)?;
+        out.write_all(&(header_json.len() as u64).to_le_bytes())?;
+        out.write_all(&header_json)?;
+        out.write_all(&model_bytes)?;
+        out.write_all(&optimizer_bytes)
+    })
+    .map_err(TrainError::io(path))
 }
 
 /// Reads a checkpoint for a run whose model is `expected`, restoring the weights into a model

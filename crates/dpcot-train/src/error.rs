@@ -6,42 +6,89 @@ use dpcot_tasks::TaskError;
 /// Everything that can go wrong while training or evaluating, saying what and where.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A task could not be built, or a dataset could not be generated or read.
     #[error(transparent)]
     Task(#[from] TaskError),
 
+    /// A model could not be built or run.
     #[error(transparent)]
     Model(#[from] ModelError),
 
+    /// A config value is out of range or inconsistent.
     #[error("invalid training config: `{field}` {reason}")]
-    InvalidConfig { field: &'static str, reason: String },
+    InvalidConfig {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// The backend asked for is unknown or not compiled in.
     #[error("backend `{name}` is not available: {reason}")]
-    Backend { name: String, reason: String },
+    Backend {
+        /// The backend's name as given.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 
+    /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
 
+    /// A file of a run (config, summary, checkpoint) cannot be parsed or is damaged.
     #[error("{path}: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A resumed run's config or checkpoint belongs to another run.
     #[error("{path}: the checkpoint does not match this run: {reason}")]
-    CheckpointMismatch { path: PathBuf, reason: String },
+    CheckpointMismatch {
+        /// The config or checkpoint file.
+        path: PathBuf,
+        /// How it differs.
+        reason: String,
+    },
 
+    /// The loss became NaN or infinite.
     #[error("the loss became {value} at step {step}; lower the learning rate or enable gradient clipping")]
-    NonFiniteLoss { step: usize, value: f32 },
+    NonFiniteLoss {
+        /// The step (counted from 0) whose loss it was.
+        step: usize,
+        /// The loss.
+        value: f32,
+    },
 
+    /// The data of a run is unusable (an empty split).
     #[error("{0}")]
     Data(String),
 
-    #[error("{dir} already holds a run")]
-    RunExists { dir: PathBuf },
+    /// Training stopped early as asked ([`crate::TrainOptions::halt_after`]), after saving a
+    /// checkpoint to resume from.
+    #[error("halted after step {step} as asked; the checkpoint in {dir} resumes the run")]
+    Halted {
+        /// Steps completed.
+        step: usize,
+        /// The run directory.
+        dir: PathBuf,
+    },
 
-    #[error("halted after step {step} as asked; continue with --resume in {dir}")]
-    Halted { step: usize, dir: PathBuf },
+    /// A new run was asked for in a directory that already holds one.
+    #[error("{dir} already holds a run")]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
 }
 
 impl TrainError {

@@ -1,8 +1,10 @@
-//! Evaluation: greedy chain-of-thought generation checked step by step, and teacher forcing.
+//! Evaluation: greedy chain-of-thought generation checked step by step, and teacher forcing;
+//! of a model in memory ([`evaluate`]) or of a run on disk ([`evaluate_run`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Int, Tensor};
 use dpcot_model::generate::greedy_decode;
 use dpcot_model::Transformer;
@@ -10,7 +12,11 @@ use dpcot_tasks::vocab::EOS;
 use dpcot_tasks::{DpTask, Example, Task, TaskSpec, WrongKind};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Backend;
 use crate::batch::Batch;
+use crate::checkpoint;
+use crate::data::load_data;
+use crate::run_dir::RunDir;
 use crate::TrainError;
 
 /// Which metric the paper (and the reference benchmark) reports for a task.
@@ -25,6 +31,7 @@ pub enum Headline {
 }
 
 impl Headline {
+    /// The headline metric of `task`.
     pub fn for_task(task: &TaskSpec) -> Self {
         match task {
             TaskSpec::Arithmetic { .. } => Headline::AnswerAccuracy,
@@ -36,9 +43,11 @@ impl Headline {
 /// Everything one evaluation measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
+    /// How many examples were evaluated.
     pub examples: usize,
     /// The paper's metric for the task (see [`Headline`]).
     pub headline: f64,
+    /// Which metric `headline` is.
     pub headline_metric: Headline,
     /// Free generation: the token before the first `<eos>` is the answer.
     pub answer_accuracy: f64,
@@ -55,9 +64,11 @@ pub struct EvalMetrics {
     pub first_wrong_kind: BTreeMap<String, usize>,
     /// Teacher forcing: first step with a wrong argmax, same layout.
     pub teacher_forced_first_wrong_step: Vec<usize>,
-    /// Generated tokens (prompts excluded) and the wall time of greedy decoding.
+    /// Generated tokens (prompts excluded).
     pub decode_tokens: usize,
+    /// Wall time of greedy decoding.
     pub decode_seconds: f64,
+    /// `decode_tokens / decode_seconds`.
     pub decode_tokens_per_second: f64,
 }
 
@@ -153,6 +164,23 @@ pub fn evaluate(
         decode_seconds,
         decode_tokens_per_second: decode_tokens as f64 / decode_seconds.max(1e-9),
     })
+}
+
+/// Evaluates the model of a finished (or halted) run on its whole test split.
+pub fn evaluate_run(
+    dir: &RunDir,
+    backend: Backend,
+    batch_size: usize,
+) -> Result<(Task, EvalMetrics), TrainError> {
+    let config = dir.read_config()?;
+    let task = config.task.build()?;
+    let (_, test) = load_data(&config)?;
+    let device = backend.device()?;
+    // Only the weights are used; the optimizer state is read to check the file and dropped.
+    let optimizer = AdamWConfig::new().init();
+    let (_, model, _) = checkpoint::load(&dir.checkpoint(), &config.model, &device, optimizer)?;
+    let metrics = evaluate(&model, &task, &test, batch_size, &device)?;
+    Ok((task, metrics))
 }
 
 fn bump(histogram: &mut Vec<usize>, at: usize) {

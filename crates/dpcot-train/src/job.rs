@@ -37,7 +37,7 @@ impl RunJob {
 
     /// Writes the job file atomically.
     pub fn write(&self, path: &Path) -> Result<(), TrainError> {
-        crate::train::write_json_atomic(path, self)
+        dpcot_tasks::atomic::write_json_atomic(path, self).map_err(TrainError::io(path))
     }
 
     /// Trains (or resumes) the run; its progress bar is drawn only on a terminal.

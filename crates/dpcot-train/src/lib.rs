@@ -24,20 +24,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 mod error;
 pub mod eval;
 pub mod job;
+pub mod memory;
+pub mod metrics;
+pub mod optim;
 pub mod progress;
+pub mod run_dir;
 pub mod train;
 
 pub use backend::Backend;
 pub use config::{DataOverrides, DataSource, RunConfig, TrainConfig, TrainOverrides};
 pub use error::TrainError;
-pub use eval::{evaluate, EvalMetrics, Headline};
+pub use eval::{evaluate, evaluate_run, EvalMetrics, Headline};
 pub use job::RunJob;
-pub use train::{evaluate_run, train, RunDir, RunSummary, TrainOptions};
+pub use metrics::{MetricsLine, RunSummary};
+pub use run_dir::RunDir;
+pub use train::{train, TrainOptions};

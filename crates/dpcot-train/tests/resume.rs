@@ -8,10 +8,9 @@ use burn::optim::AdamWConfig;
 use dpcot_attention::AttentionKind;
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
-use dpcot_train::train::MetricsLine;
 use dpcot_train::{
-    checkpoint, train, Backend, DataSource, RunConfig, RunDir, TrainConfig, TrainError,
-    TrainOptions,
+    checkpoint, train, Backend, DataSource, MetricsLine, RunConfig, RunDir, TrainConfig,
+    TrainError, TrainOptions,
 };
 
 fn config() -> RunConfig {
@@ -67,7 +66,7 @@ fn final_logits(dir: &Path, config: &RunConfig) -> Vec<f32> {
         AdamWConfig::new().init(),
     )
     .unwrap();
-    let (_, test) = dpcot_train::train::load_data(config).unwrap();
+    let (_, test) = dpcot_train::data::load_data(config).unwrap();
     let examples: Vec<_> = test.iter().take(16).collect();
     let batch = dpcot_train::batch::Batch::new(&examples, &device);
     model

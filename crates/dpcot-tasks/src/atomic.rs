@@ -1,0 +1,152 @@
+//! Atomic file writes, the one implementation for the whole workspace.
+//!
+//! A file is written to a temporary file in its own directory, synced, then renamed over the
+//! target, so a reader sees either the old file or the whole new one, never half of it; a
+//! failed write leaves the old file as it was. The functions return a bare [`std::io::Error`]:
+//! each crate maps it into its own error variant that names the path.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("runs/one/summary.json");
+//! dpcot_tasks::atomic::write_json_atomic(&path, &serde_json::json!({ "steps": 3 }))?;
+//! assert_eq!(std::fs::read_to_string(&path)?, "{\n  \"steps\": 3\n}\n");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+/// Writes `bytes` to `path` atomically, creating the parent directory if needed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// Writes `value` to `path` atomically as pretty-printed JSON with a trailing newline,
+/// creating the parent directory if needed.
+pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// Writes `path` atomically from what `body` writes into a buffered writer, for files too large
+/// to hold in memory twice; creates the parent directory if needed. If `body` fails, the old
+/// file is left as it was and the temporary file is removed.
+pub fn write_atomic_with(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    // The temporary path deletes its file when dropped, i.e. on every early return below.
+    let (file, temporary) = tempfile::NamedTempFile::new_in(dir)?.into_parts();
+    let mut out = BufWriter::new(file);
+    body(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    temporary.persist(path).map_err(|e| e.error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"new",
+            "the second write wins"
+        );
+        assert_eq!(files_in(dir.path()), ["a.txt"], "no temporary file is left");
+    }
+
+    #[test]
+    fn write_creates_missing_parent_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x/y/z.txt");
+        write_atomic(&path, b"deep").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"deep");
+    }
+
+    #[test]
+    fn json_is_pretty_with_a_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.json");
+        write_json_atomic(&path, &serde_json::json!({ "a": [1, 2] })).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n");
+    }
+
+    #[test]
+    fn a_failing_body_keeps_the_old_file_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        let err = write_atomic_with(&path, |out| {
+            out.write_all(b"half a fi")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full", "the body's error is returned");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"old",
+            "the old file survives"
+        );
+        assert_eq!(
+            files_in(dir.path()),
+            ["a.txt"],
+            "the temporary file is removed"
+        );
+    }
+
+    #[test]
+    fn a_parent_that_is_a_file_is_an_error_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("blocker");
+        write_atomic(&blocker, b"old").unwrap();
+        assert!(write_atomic(&blocker.join("child.txt"), b"new").is_err());
+        assert_eq!(
+            std::fs::read(&blocker).unwrap(),
+            b"old",
+            "the file is untouched"
+        );
+        assert_eq!(files_in(dir.path()), ["blocker"]);
+    }
+
+    #[test]
+    fn a_target_that_is_a_directory_is_an_error_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("taken");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("inside.txt"), b"old").unwrap();
+        assert!(write_atomic(&target, b"new").is_err());
+        assert!(target.is_dir(), "the directory is still there");
+        assert_eq!(std::fs::read(target.join("inside.txt")).unwrap(), b"old");
+        assert_eq!(
+            files_in(dir.path()),
+            ["taken"],
+            "the temporary file is removed"
+        );
+    }
+}

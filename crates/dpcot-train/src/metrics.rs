@@ -1,0 +1,79 @@
+//! What a run writes down about itself: the lines of `metrics.jsonl` and `summary.json`.
+//!
+//! These are file formats read by the analysis and by other tools: a field added here must
+//! keep old files readable (`#[serde(default)]`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::eval::EvalMetrics;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MetricsLine {
+    /// The training loss at a logging step.
+    Train {
+        /// Steps completed.
+        step: usize,
+        /// The masked loss of this step's batch.
+        loss: f64,
+        /// The learning rate of this step.
+        learning_rate: f64,
+        /// Training tokens per second since the previous logging step.
+        tokens_per_second: f64,
+    },
+    /// An evaluation: on the first `eval_examples` test examples during training, on the whole
+    /// test split at the end.
+    Eval {
+        /// Steps completed.
+        step: usize,
+        /// What the evaluation measured.
+        #[serde(flatten)]
+        metrics: EvalMetrics,
+    },
+}
+
+impl MetricsLine {
+    /// The number of steps completed when the line was written.
+    pub fn step(&self) -> usize {
+        match self {
+            MetricsLine::Train { step, .. } | MetricsLine::Eval { step, .. } => *step,
+        }
+    }
+}
+
+/// `summary.json`: what a finished run reached and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The task's name with its size, as [`dpcot_tasks::DpTask::name`] gives it.
+    pub task: String,
+    /// The attention's name, as [`dpcot_model::dpcot_attention::AttentionKind::name`] gives it.
+    pub attention: String,
+    /// The model width.
+    pub d_model: usize,
+    /// The backend the run was trained on.
+    pub backend: Backend,
+    /// Steps trained (fewer than the budget if the target was reached).
+    pub steps: usize,
+    /// Whether the target accuracy was reached; `None` when the run had no target.
+    pub reached_target: Option<bool>,
+    /// Trainable parameters of the model.
+    pub parameters: u64,
+    /// Training wall time in seconds, evaluations excluded.
+    pub train_seconds: f64,
+    /// Training tokens seen: each example's next-token positions, padding excluded.
+    pub train_tokens: u64,
+    /// `train_tokens / train_seconds`.
+    pub train_tokens_per_second: f64,
+    /// FLOPs of all training steps (forward + backward on the padded batches).
+    pub train_flops: f64,
+    /// Mean FLOPs per generated token over positions 0..max_len.
+    pub decode_flops_per_token: f64,
+    /// Peak resident memory of the process (Linux `VmHWM`): the run's own when it is trained
+    /// in a process of its own, as the sweeps do.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
+    /// Evaluation on the whole test split.
+    pub eval: EvalMetrics,
+}

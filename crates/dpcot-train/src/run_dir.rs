@@ -1,0 +1,159 @@
+//! The run directory: where each file of a run lives, and reading and writing them.
+//!
+//! ```text
+//! runs/lis-8/
+//!   config.json      the RunConfig, written when the run starts
+//!   metrics.jsonl    one MetricsLine per logging step and evaluation
+//!   checkpoint.bin   the latest checkpoint (see crate::checkpoint)
+//!   summary.json     the RunSummary, written when the run finishes
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use dpcot_tasks::atomic::{write_atomic, write_json_atomic};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::RunConfig;
+use crate::metrics::{MetricsLine, RunSummary};
+use crate::TrainError;
+
+/// The files of a run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The directory itself.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `root` (nothing is created until the run starts).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `config.json`: the run's [`RunConfig`].
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// `metrics.jsonl`: one [`MetricsLine`] per line.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// `checkpoint.bin`: the latest checkpoint.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.bin")
+    }
+
+    /// `summary.json`: the [`RunSummary`] of a finished run.
+    pub fn summary(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+
+    /// Reads the run's `config.json`.
+    pub fn read_config(&self) -> Result<RunConfig, TrainError> {
+        read_json(&self.config())
+    }
+
+    /// Reads the run's `summary.json`.
+    pub fn read_summary(&self) -> Result<RunSummary, TrainError> {
+        read_json(&self.summary())
+    }
+
+    /// Writes the run's `summary.json`.
+    pub fn write_summary(&self, summary: &RunSummary) -> Result<(), TrainError> {
+        write_json(&self.summary(), summary)
+    }
+
+    /// Creates the directory and its `config.json` for a new run; when `resume` is set, an
+    /// existing run is accepted if it was started with the same config.
+    pub fn prepare(&self, config: &RunConfig, resume: bool) -> Result<(), TrainError> {
+        std::fs::create_dir_all(&self.root).map_err(TrainError::io(&self.root))?;
+        if !self.config().exists() {
+            return write_json(&self.config(), config);
+        }
+        if !resume {
+            return Err(TrainError::RunExists {
+                dir: self.root.clone(),
+            });
+        }
+        if &self.read_config()? != config {
+            return Err(TrainError::CheckpointMismatch {
+                path: self.config(),
+                reason:
+                    "the run was started with another config; resume it without changing the config"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens `metrics.jsonl` for appending: emptied for a run that starts from scratch, cut
+    /// back to the lines up to `resumed_at` (the checkpoint's step) for a resumed one, since
+    /// lines written after the checkpoint will be written again.
+    pub fn open_metrics(&self, resumed_at: Option<usize>) -> Result<MetricsLog, TrainError> {
+        let path = self.metrics();
+        match resumed_at {
+            Some(step) => truncate_metrics(&path, step)?,
+            // A missing file is what we want.
+            None => drop(std::fs::remove_file(&path)),
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(TrainError::io(&path))?;
+        Ok(MetricsLog { file, path })
+    }
+}
+
+/// A run's `metrics.jsonl`, open for appending.
+#[derive(Debug)]
+pub struct MetricsLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl MetricsLog {
+    /// Appends one line.
+    pub fn append(&mut self, line: &MetricsLine) -> Result<(), TrainError> {
+        let mut text = serde_json::to_string(line).expect("metrics serialise");
+        text.push('\n');
+        self.file
+            .write_all(text.as_bytes())
+            .map_err(TrainError::io(&self.path))
+    }
+}
+
+/// Drops metric lines past `step` (written after the checkpoint a run resumes from).
+fn truncate_metrics(path: &Path, step: usize) -> Result<(), TrainError> {
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut kept = String::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(TrainError::io(path))?;
+        if let Ok(parsed) = serde_json::from_str::<MetricsLine>(&line) {
+            if parsed.step() <= step {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        }
+    }
+    write_atomic(path, kept.as_bytes()).map_err(TrainError::io(path))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    write_json_atomic(path, value).map_err(TrainError::io(path))
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
