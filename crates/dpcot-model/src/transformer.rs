@@ -73,7 +73,8 @@ impl Block {
 /// Computed as the equal `x · σ(2√(2/π)·(x + 0.044715·x³))` (since `(1 + tanh u)/2 = σ(2u)`)
 /// with `x³` as two products: five cheap element-wise operations and one sigmoid, where the
 /// textbook form costs a `powf` and a `tanh` per element, forward and backward
-/// (docs/performance.md).
+/// (docs/performance.md). [`flops`](crate::flops) counts this form:
+/// [`GELU_PER_ELEMENT`](crate::flops::GELU_PER_ELEMENT) = 8 FLOPs per element.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     const TWO_SQRT_2_OVER_PI: f64 =
         2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
