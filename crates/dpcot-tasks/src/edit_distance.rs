@@ -1,8 +1,8 @@
 //! Weighted edit distance, and its banded (local) variant.
 //!
 //! Format: `s1 | s2 <sep> D[1][1..m] , D[2][1..m] , … D[n][1..m] , <sep> D[n][m] <eos>`, with
-//! D[i][j] = min(D[i−1][j] + 2, D[i][j−1] + 2, D[i−1][j−1] + (0 if equal else 3)) and the
-//! reference benchmark's unit-cost boundary D[i][0] = i, D[0][j] = j. With a band w only cells
+//! `D[i][j] = min(D[i−1][j] + 2, D[i][j−1] + 2, D[i−1][j−1] + (0 if equal else 3))` and the
+//! reference benchmark's unit-cost boundary `D[i][0] = i`, `D[0][j] = j`. With a band w only cells
 //! with |i − j| ≤ w exist (a row lists just those), so each cell reads cells at most 2w + 2
 //! tokens back in the chain.
 
