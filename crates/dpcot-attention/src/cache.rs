@@ -115,8 +115,8 @@ impl AttentionKernel {
         }
         match (self, cache) {
             (kernel, cache) if *kernel != cache.kernel() => Err(AttentionError::CacheMismatch {
-                expected: format!("{kernel:?}"),
-                found: format!("{:?}", cache.kernel()),
+                expected: kernel.to_string(),
+                found: cache.kernel().to_string(),
             }),
             (_, AttentionCache::Softmax(c)) => Ok(c.step(q, k, v)),
             (_, AttentionCache::Sparse(c)) => Ok(c.step(q, k, v)),

@@ -298,6 +298,31 @@ pub enum AttentionKernel {
     SlidingWindow(SlidingWindowParams),
 }
 
+/// The variant with its parameters, in config-file spelling: `softmax`,
+/// `sparse (block_size 4, summary_width 1, pattern fixed)`, `linear (chunk_size 64, eps 0.000001)`,
+/// `sliding_window (window 8)`.
+impl std::fmt::Display for AttentionKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.name();
+        match self {
+            Self::Softmax => write!(f, "{name}"),
+            Self::Sparse(p) => {
+                let pattern = match p.pattern {
+                    SparsePattern::Fixed => "fixed",
+                    SparsePattern::Strided => "strided",
+                };
+                write!(
+                    f,
+                    "{name} (block_size {}, summary_width {}, pattern {pattern})",
+                    p.block_size, p.summary_width
+                )
+            }
+            Self::Linear(p) => write!(f, "{name} (chunk_size {}, eps {})", p.chunk_size, p.eps),
+            Self::SlidingWindow(p) => write!(f, "{name} (window {})", p.window),
+        }
+    }
+}
+
 impl AttentionKernel {
     /// Short name used in messages and benchmark tables.
     pub fn name(&self) -> &'static str {

@@ -17,12 +17,13 @@ pub enum AttentionError {
         /// Why the value is rejected, including the value itself.
         reason: String,
     },
-    /// A decoding cache built for one attention variant was handed to another.
+    /// A decoding cache built for one attention variant (or other parameters) was handed to a
+    /// layer that runs another. Not a config error: both configs are valid, they just differ.
     #[error(
         "decoding cache mismatch: the layer runs {expected} but the cache was built for {found}"
     )]
     CacheMismatch {
-        /// Kernel of the layer, with its parameters.
+        /// Kernel of the layer, with its parameters (the kernel's `Display`).
         expected: String,
         /// Kernel the cache was built for, with its parameters.
         found: String,

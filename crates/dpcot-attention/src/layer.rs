@@ -135,7 +135,7 @@ impl CausalSelfAttention {
     }
 
     /// FLOPs of [`forward`](Self::forward) for one sequence of `seq_len` tokens
-    /// (see [`flops`](crate::flops) for the convention).
+    /// (see [`flops`] for the convention).
     pub fn forward_flops(&self, seq_len: usize) -> u64 {
         flops::layer_forward(&self.kernel, self.d_model, self.n_heads, seq_len)
     }

@@ -9,8 +9,17 @@
 //!   chunked linear attention, block-local windows — never a masked dense `L×L` matrix), and
 //! - an incremental decoding form with a per-variant cache ([`AttentionCache`]),
 //!
-//! together with dense references ([`reference`]) the efficient forms are tested against, and
+//! together with dense references ([`mod@reference`]) the efficient forms are tested against, and
 //! exact FLOP counts ([`flops`]). See `docs/attention.md` for the algorithms.
+//!
+//! - [`config`]: [`AttentionKind`] (what a config file says) and its validated form,
+//!   [`AttentionKernel`];
+//! - [`layer`]: the multi-head layer [`CausalSelfAttention`] and its config;
+//! - [`kernels`]: the parallel form and the decoding cache of each variant, one file each;
+//! - [`cache`]: [`AttentionCache`], the decoding state of one layer;
+//! - [`mod@reference`]: dense, obviously correct versions of every kernel, for tests;
+//! - [`flops`]: FLOP counts of what the kernels really compute;
+//! - [`AttentionError`]: the crate's one error type.
 //!
 //! ```
 //! use burn::tensor::{Device, Distribution, Tensor};
@@ -31,6 +40,8 @@
 //! assert_eq!(y0.dims(), [2, 1, 32]);
 //! # Ok::<(), dpcot_attention::AttentionError>(())
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod config;

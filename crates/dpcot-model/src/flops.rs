@@ -1,13 +1,13 @@
 //! Exact parameter counts and FLOP counts, consistent with `dpcot_attention::flops`.
 //!
 //! Convention (the attention crate's): a multiply-add is 2 FLOPs; additions, multiplications,
-//! divisions, exponentials, square roots and tanh count 1 each. Per token and layer:
+//! divisions, exponentials and square roots count 1 each. Per token and layer:
 //!
 //! - LayerNorm over d: mean (d), centring (d), variance (2d), eps and square root (2), scale (d),
 //!   affine (2d): 7d + 2.
 //! - Linear in → out with bias: 2·in·out + out.
-//! - tanh-GELU per element: x³ (2), 0.044715·x³ + x (2), ·√(2/π) (1), tanh (1), 1 + (1),
-//!   ·x/2 (2): 9.
+//! - tanh-GELU: [`GELU_PER_ELEMENT`] on each of the 4d hidden units, as
+//!   [`gelu_tanh`](crate::gelu_tanh) computes it.
 //! - residual additions: d each; position encoding addition: d (the encodings are constants).
 //! - attention (projections and kernel): `dpcot_attention::flops`, which counts the work the
 //!   implementation really does (padding to blocks and chunks included).
@@ -39,6 +39,12 @@ pub fn parameters(config: &ModelConfig) -> u64 {
     v * d + layer_norm + layers * block + layer_norm + linear(d, v)
 }
 
+/// FLOPs of [`gelu_tanh`](crate::gelu_tanh) per element, counting the sigmoid form it runs,
+/// `x · σ(x·(a·x·x + b))` with `b = 2√(2/π)`, `a = 0.044715·b`: `x·x`, `·a`, `+ b`, `·x` (4),
+/// the sigmoid `1/(1 + e⁻ᶻ)` (exponential, addition, division: 3; the sign flip is free) and
+/// the final `x ·` (1). The textbook tanh form would count 9.
+pub const GELU_PER_ELEMENT: u64 = 8;
+
 /// FLOPs of everything but attention, for one token.
 fn dense_per_token(config: &ModelConfig) -> u64 {
     let (v, d, layers) = (
@@ -48,7 +54,7 @@ fn dense_per_token(config: &ModelConfig) -> u64 {
     );
     let layer_norm = 7 * d + 2;
     let linear = |i: u64, o: u64| 2 * i * o + o;
-    let mlp = linear(d, 4 * d) + 9 * 4 * d + linear(4 * d, d);
+    let mlp = linear(d, 4 * d) + GELU_PER_ELEMENT * 4 * d + linear(4 * d, d);
     let block = layer_norm + d + layer_norm + mlp + d;
     d + layer_norm + layers * block + layer_norm + linear(d, v)
 }
@@ -118,6 +124,26 @@ mod tests {
                 config.attention
             );
         }
+    }
+
+    #[test]
+    fn dense_work_per_token_is_the_closed_form() {
+        let config = ModelConfig::new(21, 40, 32, AttentionKind::Softmax);
+        let (v, d) = (21u64, 32u64);
+        let layer_norm = 7 * d + 2;
+        let attention_norm_and_residual = layer_norm + d;
+        // d → 4d, GELU on the 4d hidden units (8 each: the sigmoid form that runs, not the
+        // tanh form's 9), 4d → d; then the residual.
+        let mlp = layer_norm + (2 * d * 4 * d + 4 * d) + 8 * 4 * d + (2 * 4 * d * d + d) + d;
+        let head = layer_norm + 2 * d * v + v;
+        let want = d + layer_norm + 3 * (attention_norm_and_residual + mlp) + head;
+        assert_eq!(dense_per_token(&config), want);
+        // Attention is the only other term.
+        let kernel = config.attention_config().kernel().unwrap();
+        assert_eq!(
+            decode_step(&config, 7).unwrap(),
+            want + 3 * layer_step(&kernel, 32, 4, 7)
+        );
     }
 
     #[test]

@@ -86,9 +86,13 @@ impl CheckpointFormat {
 /// What a reference checkpoint says about its model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferenceArchitecture {
+    /// The file format it was read from.
     pub format: CheckpointFormat,
+    /// Rows of the token embedding.
     pub vocab_size: usize,
+    /// Embedding (model) dimension.
     pub d_model: usize,
+    /// Number of transformer blocks.
     pub n_layers: usize,
     /// From the `RPE` buffer, when the file has it.
     pub n_heads: Option<usize>,
@@ -111,6 +115,8 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// Options for sequences of up to `max_len` tokens: heads and vocabulary taken from the
+    /// file, dropout 0.1 (the reference's).
     pub fn new(max_len: usize) -> Self {
         Self {
             n_heads: None,
@@ -124,59 +130,127 @@ impl LoadOptions {
 /// Everything that is wrong with a checkpoint file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The file cannot be parsed in the detected format.
     #[error("cannot read it as a {format:?} checkpoint: {reason}")]
     Unreadable {
+        /// The detected format.
         format: CheckpointFormat,
+        /// The store's message.
         reason: String,
     },
 
+    /// A parameter of the reference model is not in the file.
     #[error("tensor `{name}` is missing (expected shape {expected:?}); this is not a checkpoint of the reference model")]
-    MissingTensor { name: String, expected: Vec<usize> },
+    MissingTensor {
+        /// Reference (PyTorch) name of the tensor.
+        name: String,
+        /// Its PyTorch shape.
+        expected: Vec<usize>,
+    },
 
+    /// Tensors the reference model does not have.
     #[error("unexpected tensor{} {}: the reference model has no such parameter or buffer", if .names.len() > 1 { "s" } else { "" }, .names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))]
-    UnexpectedTensors { names: Vec<String> },
+    UnexpectedTensors {
+        /// Their names in the file.
+        names: Vec<String>,
+    },
 
+    /// A tensor whose shape does not fit the architecture read off the file.
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
     ShapeMismatch {
+        /// Reference name of the tensor.
         name: String,
+        /// The PyTorch shape it must have.
         expected: Vec<usize>,
+        /// The shape in the file.
         found: Vec<usize>,
     },
 
+    /// A parameter stored with a non-float dtype.
     #[error("tensor `{name}` has dtype {dtype:?}; only float tensors are weights")]
-    NotFloat { name: String, dtype: String },
+    NotFloat {
+        /// Reference name of the tensor.
+        name: String,
+        /// Its dtype, as burn names it.
+        dtype: String,
+    },
 
+    /// Block indices `transformer.h.{i}` that are not `0..n_layers`.
     #[error("the layers are numbered {found:?}, expected 0..{expected}")]
-    LayerNumbering { found: Vec<usize>, expected: usize },
+    LayerNumbering {
+        /// The indices found.
+        found: Vec<usize>,
+        /// The number of layers.
+        expected: usize,
+    },
 
-    #[error("the number of heads is unknown: the file has no `transformer.h.0.attn.RPE` buffer to tell it, so it must be given (dpcot eval --heads)")]
+    /// The head count is neither in the file nor in [`LoadOptions::n_heads`].
+    #[error("the number of heads is unknown: the file has no `transformer.h.0.attn.RPE` buffer to tell it, and none was given")]
     HeadsUnknown,
 
+    /// [`LoadOptions::n_heads`] disagrees with the file's `RPE` buffer.
     #[error("{given} heads given, but the checkpoint has {found}")]
-    HeadsMismatch { given: usize, found: usize },
+    HeadsMismatch {
+        /// The count in the options.
+        given: usize,
+        /// The count in the file.
+        found: usize,
+    },
 
+    /// Tensors that do not describe a model of the reference's architecture (e.g. an empty
+    /// or non-matrix token embedding).
     #[error("{reason}")]
-    Architecture { reason: String },
+    Architecture {
+        /// What does not fit.
+        reason: String,
+    },
 
-    #[error("the vocabulary has {found} tokens, the task has {expected}; the task's knobs must be the reference's (e.g. ED --numbers 60, LIS --range 250)")]
-    VocabMismatch { expected: usize, found: usize },
+    /// The checkpoint's vocabulary is not the task's.
+    #[error("the checkpoint's vocabulary has {found} tokens, the task's has {expected}: the task's parameters are not those the checkpoint was trained with (the reference's: 60 edit-distance numbers, LIS range 250)")]
+    VocabMismatch {
+        /// The task's vocabulary size ([`LoadOptions::vocab_size`]).
+        expected: usize,
+        /// Rows of the checkpoint's token embedding.
+        found: usize,
+    },
 
-    #[error("the position table has {positions} rows (the reference's --maxlen) but the task's sequences reach {max_len} tokens")]
-    TooFewPositions { positions: usize, max_len: usize },
+    /// The checkpoint's position table is shorter than the task's sequences.
+    #[error("the checkpoint's position table has {positions} rows (the reference model's maximum length) but the task's sequences reach {max_len} tokens")]
+    TooFewPositions {
+        /// Rows of the `pe` buffer.
+        positions: usize,
+        /// [`LoadOptions::max_len`].
+        max_len: usize,
+    },
 
+    /// A buffer that does not hold what dpcot computes in its place.
     #[error("`{name}` is not {what}: largest difference {difference} at index {index}")]
     BufferMismatch {
+        /// Reference name of the buffer.
         name: String,
+        /// What it should be (e.g. "the causal mask").
         what: &'static str,
+        /// The largest absolute difference.
         difference: f32,
+        /// Flat index of that difference.
         index: usize,
     },
 
+    /// A buffer whose values cannot be read.
     #[error("cannot read buffer `{name}`: {reason}")]
-    BufferUnreadable { name: String, reason: String },
+    BufferUnreadable {
+        /// Reference name of the buffer.
+        name: String,
+        /// The store's message.
+        reason: String,
+    },
 
+    /// burn rejected the renamed parameters.
     #[error("burn could not apply the weights: {reason}")]
-    Apply { reason: String },
+    Apply {
+        /// burn's message.
+        reason: String,
+    },
 }
 
 /// The reference's name of every parameter, with dpcot's name and the PyTorch shape, for a

@@ -16,8 +16,11 @@ use crate::{ModelConfig, ModelError};
 /// One pre-LN block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
 #[derive(Module, Debug)]
 pub struct Block {
+    /// LayerNorm before attention.
     pub attention_norm: LayerNorm,
+    /// Causal self-attention of the configured variant.
     pub attention: CausalSelfAttention,
+    /// LayerNorm before the MLP.
     pub mlp_norm: LayerNorm,
     /// `d → 4d`.
     pub mlp_in: Linear,
@@ -44,7 +47,10 @@ impl Block {
         self.dropout.forward(self.mlp_out.forward(hidden))
     }
 
+    /// Parallel (training) forward.
+    ///
     /// - x: `[batch, seq, d_model]`
+    /// - returns `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let attended = self
             .attention
@@ -53,7 +59,10 @@ impl Block {
         x.clone() + self.mlp(x)
     }
 
+    /// Incremental forward of the next token through the layer's attention cache.
+    ///
     /// - x: `[batch, 1, d_model]`
+    /// - returns `[batch, 1, d_model]`
     pub fn forward_step(
         &self,
         x: Tensor<3>,
@@ -73,7 +82,8 @@ impl Block {
 /// Computed as the equal `x · σ(2√(2/π)·(x + 0.044715·x³))` (since `(1 + tanh u)/2 = σ(2u)`)
 /// with `x³` as two products: five cheap element-wise operations and one sigmoid, where the
 /// textbook form costs a `powf` and a `tanh` per element, forward and backward
-/// (docs/performance.md).
+/// (docs/performance.md). [`flops`](crate::flops) counts this form:
+/// [`GELU_PER_ELEMENT`](crate::flops::GELU_PER_ELEMENT) = 8 FLOPs per element.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     const TWO_SQRT_2_OVER_PI: f64 =
         2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
@@ -89,9 +99,13 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// The whole decoder.
 #[derive(Module, Debug)]
 pub struct Transformer {
+    /// Token embedding `[vocab, d_model]` (positions are fixed sinusoids, not parameters).
     pub token_embedding: Embedding,
+    /// LayerNorm of token plus position embedding.
     pub embedding_norm: LayerNorm,
+    /// The `n_layers` pre-LN blocks.
     pub blocks: Vec<Block>,
+    /// LayerNorm before the head.
     pub final_norm: LayerNorm,
     /// Untied from the embedding, with bias.
     pub head: Linear,
@@ -135,6 +149,7 @@ impl ModelConfig {
 }
 
 impl Transformer {
+    /// The configuration the model was built from.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }

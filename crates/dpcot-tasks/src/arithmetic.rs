@@ -23,6 +23,7 @@ const EQUALS: TokenId = 9;
 const NUMBER_OFFSET: TokenId = 10;
 const OPERATORS: [TokenId; 4] = [PLUS, MINUS, TIMES, DIVIDE];
 
+/// The arithmetic task: expressions with `operators` operators over Z_`modulus`.
 #[derive(Debug, Clone)]
 pub struct Arithmetic {
     operators: usize,
@@ -31,8 +32,11 @@ pub struct Arithmetic {
 }
 
 impl Arithmetic {
+    /// The reference benchmark's modulus.
     pub const DEFAULT_MODULUS: u32 = 11;
 
+    /// Checks `operators >= 1` and that `modulus` is prime, and builds the reference's
+    /// vocabulary `<pad> <cls> <eos> + - * / ( ) = 0 … modulus−1`.
     pub fn new(operators: usize, modulus: u32) -> Result<Self, TaskError> {
         if operators == 0 {
             return Err(TaskError::invalid(
@@ -63,6 +67,7 @@ impl Arithmetic {
         })
     }
 
+    /// Number of operators of a full-size expression.
     pub fn operators(&self) -> usize {
         self.operators
     }

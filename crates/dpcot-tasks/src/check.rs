@@ -36,9 +36,11 @@ impl CheckReport {
 pub struct WrongStep {
     /// Index of the step, `0..steps` (steps past the end are reported at `steps`).
     pub step: usize,
+    /// How it is wrong.
     pub kind: WrongKind,
 }
 
+/// How a step of a chain of thought is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WrongKind {

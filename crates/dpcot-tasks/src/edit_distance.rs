@@ -1,8 +1,8 @@
 //! Weighted edit distance, and its banded (local) variant.
 //!
 //! Format: `s1 | s2 <sep> D[1][1..m] , D[2][1..m] , … D[n][1..m] , <sep> D[n][m] <eos>`, with
-//! D[i][j] = min(D[i−1][j] + 2, D[i][j−1] + 2, D[i−1][j−1] + (0 if equal else 3)) and the
-//! reference benchmark's unit-cost boundary D[i][0] = i, D[0][j] = j. With a band w only cells
+//! `D[i][j] = min(D[i−1][j] + 2, D[i][j−1] + 2, D[i−1][j−1] + (0 if equal else 3))` and the
+//! reference benchmark's unit-cost boundary `D[i][0] = i`, `D[0][j] = j`. With a band w only cells
 //! with |i − j| ≤ w exist (a row lists just those), so each cell reads cells at most 2w + 2
 //! tokens back in the chain.
 
@@ -28,6 +28,9 @@ const SUBSTITUTE: u32 = 3;
 /// Probability that s2 is an edited copy of s1 rather than an independent string.
 const EDITED_SHARE: f64 = 0.6;
 
+/// The edit-distance task on string pairs of about `length` letters (n − 3 to n + 2) from an
+/// alphabet of 3–10 letters, table values written with `numbers` number tokens, optionally
+/// banded (`band`).
 #[derive(Debug, Clone)]
 pub struct EditDistance {
     length: usize,
@@ -39,11 +42,15 @@ pub struct EditDistance {
 /// A pair of strings as letter indices 0..26; `s1` is never longer than `s2`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringPair {
+    /// The first (row) string.
     pub s1: Vec<u8>,
+    /// The second (column) string.
     pub s2: Vec<u8>,
 }
 
 impl EditDistance {
+    /// Checks `length >= 1` and that `numbers` covers every value the table can reach, and
+    /// builds the vocabulary `<pad> <sep> <eos> | , a … z 0 … numbers−1`.
     pub fn new(length: usize, numbers: u32, band: Option<usize>) -> Result<Self, TaskError> {
         if length == 0 {
             return Err(TaskError::invalid("length", length, "must be at least 1"));

@@ -3,92 +3,147 @@ use std::path::PathBuf;
 /// Everything that can go wrong in dpcot-tasks, each variant saying what and where.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    /// A task name that is none of the tasks.
     #[error("unknown task `{name}` (expected one of: {expected})")]
     UnknownTask {
+        /// The name given.
         name: String,
+        /// The accepted names.
         expected: &'static str,
     },
 
+    /// A task parameter (size or knob) out of its range, or given to a task without it.
     #[error("invalid task parameter `{field}` = {value}: {reason}")]
     InvalidParameter {
+        /// The parameter's name.
         field: &'static str,
+        /// The value given.
         value: String,
+        /// Why it is rejected.
         reason: String,
     },
 
+    /// A word of a text example that is not in the task's vocabulary.
     #[error("unknown token `{word}` at position {position} (not in the {task} vocabulary)")]
     UnknownToken {
+        /// The task's name.
         task: String,
+        /// The word.
         word: String,
+        /// Its 0-based position among the example's words.
         position: usize,
     },
 
+    /// A token id beyond the task's vocabulary.
     #[error(
         "token id {id} at position {position} is outside the {task} vocabulary of {vocab_size}"
     )]
     TokenOutOfRange {
+        /// The task's name.
         task: String,
+        /// The token id.
         id: u32,
+        /// Its 0-based position in the sequence.
         position: usize,
+        /// The task's vocabulary size.
         vocab_size: usize,
     },
 
+    /// A prompt that is not a problem instance of the task, so its chain cannot be checked.
     #[error("malformed {task} prompt: {reason}")]
-    InvalidPrompt { task: String, reason: String },
+    InvalidPrompt {
+        /// The task's name.
+        task: String,
+        /// What is wrong with the prompt.
+        reason: String,
+    },
 
+    /// Too few distinct problems outside the test set for the requested split.
     #[error("cannot generate {wanted} {split} examples disjoint from the test set: only {found} found in {attempts} attempts (the problem space is too small for this many examples)")]
     SpaceExhausted {
+        /// The split being generated.
         split: &'static str,
+        /// Examples requested.
         wanted: usize,
+        /// Examples found.
         found: usize,
+        /// Problems drawn.
         attempts: usize,
     },
 
+    /// A file that cannot be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system reported.
         #[source]
         source: std::io::Error,
     },
 
+    /// A dataset line that cannot be parsed.
     #[error("{path}:{line}: {reason}")]
     MalformedDataset {
+        /// The dataset file.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
 
+    /// A dataset file with fewer examples than its header announces.
     #[error(
         "{path}: dataset is truncated: header announces {expected} examples, file holds {found}"
     )]
     TruncatedDataset {
+        /// The dataset file.
         path: PathBuf,
+        /// Examples announced by the header.
         expected: usize,
+        /// Examples in the file.
         found: usize,
     },
 
+    /// A dataset generated for another task, size or split than the one asked for.
     #[error("{path}: dataset does not match what was asked: {reason}")]
-    DatasetMismatch { path: PathBuf, reason: String },
+    DatasetMismatch {
+        /// The dataset file.
+        path: PathBuf,
+        /// Which setting differs, with both values.
+        reason: String,
+    },
 
     /// A readable example whose chain of thought (or answer) the task's checker rejects.
     #[error("{path}:{line}: invalid example: {reason}")]
     InvalidExample {
+        /// The data file.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What the checker found.
         reason: String,
     },
 
     /// A reference answers file (`test_ans.txt`) that does not hold one answer per prompt.
     #[error("{answers}: {found} answers for the {expected} examples of {data} (one answer per example line expected)")]
     AnswerCountMismatch {
+        /// The data file.
         data: PathBuf,
+        /// The answers file.
         answers: PathBuf,
+        /// Examples in the data file.
         expected: usize,
+        /// Answers in the answers file.
         found: usize,
     },
 
+    /// A data file without a single example.
     #[error("{path}: no examples")]
-    EmptyDataset { path: PathBuf },
+    EmptyDataset {
+        /// The data file.
+        path: PathBuf,
+    },
 }
 
 impl TaskError {

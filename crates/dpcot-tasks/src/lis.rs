@@ -15,6 +15,8 @@ const SEP: TokenId = 1;
 /// Integer k is token k + 3 (after `<pad> <sep> <eos>`).
 const NUMBER_OFFSET: TokenId = 3;
 
+/// The LIS task on sequences of `length` numbers from `[length + 1, range − 1]`, optionally
+/// m-local (`window`).
 #[derive(Debug, Clone)]
 pub struct Lis {
     length: usize,
@@ -29,6 +31,8 @@ impl Lis {
         (length as u32).saturating_add(150).max(250)
     }
 
+    /// Checks `length >= 1`, `range >= length + 2` and `window >= 1`, and builds the
+    /// vocabulary `<pad> <sep> <eos> 0 … range−1`.
     pub fn new(length: usize, range: u32, window: Option<usize>) -> Result<Self, TaskError> {
         if length == 0 {
             return Err(TaskError::invalid("length", length, "must be at least 1"));

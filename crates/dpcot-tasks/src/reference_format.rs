@@ -37,7 +37,9 @@ use crate::{CheckReport, Dataset, TaskError, WrongKind};
 pub const FORMAT_NAME: &str = "cot-benchmark";
 /// The directory of the chain-of-thought files inside a reference data directory.
 pub const CHAIN_DIR: &str = "chain";
+/// The training file inside [`CHAIN_DIR`]: whole examples.
 pub const TRAIN_FILE: &str = "train_data.txt";
+/// The test file inside [`CHAIN_DIR`]: whole examples, or arithmetic prompts only.
 pub const TEST_FILE: &str = "test_data.txt";
 /// Arithmetic only: the answers of the prompt-only test file.
 pub const ANSWERS_FILE: &str = "test_ans.txt";
@@ -45,7 +47,9 @@ pub const ANSWERS_FILE: &str = "test_ans.txt";
 /// The reference layout of a data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferenceLayout {
+    /// `chain/train_data.txt`.
     pub train: PathBuf,
+    /// `chain/test_data.txt`.
     pub test: PathBuf,
     /// Arithmetic's `test_ans.txt`; the reference writes no answers file for LIS and ED.
     pub answers: Option<PathBuf>,
@@ -77,6 +81,7 @@ pub enum ReferenceLine {
 pub struct ReferenceExample {
     /// 1-based line number in the data file.
     pub line: usize,
+    /// What the line holds.
     pub content: ReferenceLine,
     /// The answer given for this line by the answers file, if one was read.
     pub answer: Option<TokenId>,
@@ -86,9 +91,13 @@ pub struct ReferenceExample {
 /// not (unknown token, no separator, unreadable answer), each naming file and line.
 #[derive(Debug)]
 pub struct ReferenceFile {
+    /// The data file.
     pub path: PathBuf,
+    /// The answers file read with it, if any.
     pub answers_path: Option<PathBuf>,
+    /// The readable lines, in line order.
     pub examples: Vec<ReferenceExample>,
+    /// An error for every unreadable line, in line order.
     pub unreadable: Vec<TaskError>,
 }
 
@@ -98,6 +107,7 @@ impl ReferenceFile {
         self.examples.len() + self.unreadable.len()
     }
 
+    /// Whether the file has no non-blank line.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -359,12 +369,14 @@ pub fn verify(
 pub struct FileCheck {
     /// Non-blank lines.
     pub examples: usize,
+    /// Lines that are readable and pass the task's checker.
     pub valid: usize,
     /// Every unreadable or invalid line, in line order, each error naming file and line.
     pub problems: Vec<TaskError>,
 }
 
 impl FileCheck {
+    /// Lines that are unreadable or fail the checker.
     pub fn invalid(&self) -> usize {
         self.examples - self.valid
     }

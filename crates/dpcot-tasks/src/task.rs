@@ -42,6 +42,7 @@ pub trait DpTask: Send + Sync {
     /// The serde description this task was built from.
     fn spec(&self) -> TaskSpec;
 
+    /// The task's vocabulary, laid out as the reference benchmark's.
     fn vocab(&self) -> &Vocab;
 
     /// The token ending the prompt (`=` for arithmetic, `<sep>` otherwise).
@@ -102,21 +103,32 @@ pub trait DpTask: Send + Sync {
 #[serde(tag = "task", rename_all = "snake_case")]
 pub enum TaskSpec {
     /// Evaluate an expression over Z_p with `operators` operators, one operator per step.
-    Arithmetic { operators: usize, modulus: u32 },
+    Arithmetic {
+        /// Number of operators of the expression (the problem size).
+        operators: usize,
+        /// The prime p.
+        modulus: u32,
+    },
     /// Longest increasing subsequence of `length` numbers drawn below `range`; with a
     /// `window`, dp_i looks back only `window` positions (the m-local variant).
     Lis {
+        /// Number of input numbers n (the problem size).
         length: usize,
+        /// Inputs are drawn from `[length + 1, range − 1]`.
         range: u32,
+        /// Locality window m of the m-local variant.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<usize>,
     },
     /// Weighted edit distance of two strings of about `length` letters, the DP table written
     /// row by row; with a `band`, only cells with |i − j| ≤ band exist (the local variant).
     EditDistance {
+        /// Length n of the strings: one has n letters, the other n − 3 to n + 2 (the problem
+        /// size).
         length: usize,
         /// Number of integer tokens, `0..numbers`.
         numbers: u32,
+        /// Band w of the local variant.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         band: Option<usize>,
     },
@@ -215,12 +227,17 @@ impl TaskSpec {
 /// Any of the tasks, behind one [`DpTask`] interface.
 #[derive(Debug, Clone)]
 pub enum Task {
+    /// Arithmetic over Z_p.
     Arithmetic(Arithmetic),
+    /// Longest increasing subsequence.
     Lis(Lis),
+    /// Edit distance.
     EditDistance(EditDistance),
 }
 
 impl Task {
+    /// Validates the knobs of `spec` and builds its task; rejects sizes whose sequences
+    /// would pass [`MAX_SEQUENCE_LEN`].
     pub fn new(spec: &TaskSpec) -> Result<Self, TaskError> {
         let task = match *spec {
             TaskSpec::Arithmetic { operators, modulus } => {

@@ -12,8 +12,12 @@ pub const PAD: TokenId = 0;
 /// End of sequence, id 2 in every task (the loader appends it; there is no BOS).
 pub const EOS: TokenId = 2;
 
+/// The word of [`PAD`].
 pub const PAD_WORD: &str = "<pad>";
+/// The word of [`EOS`].
 pub const EOS_WORD: &str = "<eos>";
+/// The separator between a prompt, its chain of thought and its answer in LIS and edit
+/// distance (id 1; arithmetic has `<cls>` there and separates with `=`).
 pub const SEP_WORD: &str = "<sep>";
 
 /// A fixed list of words, with ids assigned by position.
@@ -41,14 +45,17 @@ impl Vocab {
         Self { words, ids }
     }
 
+    /// Number of words (the model's vocabulary size).
     pub fn len(&self) -> usize {
         self.words.len()
     }
 
+    /// Whether there are no words.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
 
+    /// The words in id order.
     pub fn words(&self) -> &[String] {
         &self.words
     }

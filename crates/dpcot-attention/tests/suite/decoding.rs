@@ -112,6 +112,34 @@ fn cache_of_another_variant_is_rejected() {
         .forward_step(x, &mut cache)
         .expect_err("wrong cache");
     assert!(matches!(err, AttentionError::CacheMismatch { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "decoding cache mismatch: the layer runs softmax but the cache was built for \
+         linear (chunk_size 4, eps 0.000001)"
+    );
+}
+
+#[test]
+fn cache_of_the_same_variant_with_other_parameters_is_rejected() {
+    let device = device();
+    let window = |w| {
+        CausalSelfAttentionConfig::new(8, 2, 16)
+            .with_kind(AttentionKind::SlidingWindow { window: w })
+            .init(&device)
+            .expect("valid")
+    };
+    let mut cache = window(4).new_cache(1, &device);
+    let x = Tensor::<3>::zeros([1, 1, 8], &device);
+    let err = window(3)
+        .forward_step(x, &mut cache)
+        .expect_err("window 4 cache in a window 3 layer");
+    assert_eq!(
+        err,
+        AttentionError::CacheMismatch {
+            expected: "sliding_window (window 3)".into(),
+            found: "sliding_window (window 4)".into(),
+        }
+    );
 }
 
 #[test]
