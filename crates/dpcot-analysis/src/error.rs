@@ -22,6 +22,9 @@ pub enum AnalysisError {
         source: std::io::Error,
     },
 
+    #[error("no profile `{name}`: neither a file nor a built-in profile ({builtin})")]
+    UnknownProfile { name: String, builtin: String },
+
     #[error("{path}: unreadable record: {reason}")]
     Record { path: PathBuf, reason: String },
 

@@ -191,12 +191,9 @@ impl Profile {
             None if Path::new(name_or_path).exists() || name_or_path.ends_with(".toml") => {
                 Self::load(Path::new(name_or_path))
             }
-            None => Err(AnalysisError::Profile {
-                path: name_or_path.into(),
-                reason: format!(
-                    "no such profile: neither a file nor a built-in one ({})",
-                    BUILTIN.map(|(name, _)| name).join(", ")
-                ),
+            None => Err(AnalysisError::UnknownProfile {
+                name: name_or_path.to_string(),
+                builtin: BUILTIN.map(|(name, _)| name).join(", "),
             }),
         }
     }

@@ -403,7 +403,7 @@ fn keep_profile(profile: &Profile, results: &Results) -> Result<(), AnalysisErro
         if !extends {
             return Err(AnalysisError::Profile {
                 path,
-                reason: "this results directory was produced with another profile (a profile may only add sweeps to it); use a fresh --results directory".into(),
+                reason: "this results directory was produced with another profile (a profile may only add sweeps to it); use a fresh results directory".into(),
             });
         }
     }

@@ -52,31 +52,38 @@ pub struct TrainArgs {
     backend: BackendArgs,
 }
 
+impl TrainArgs {
+    /// The run these flags describe: the library's defaults with what was given replaced.
+    fn run_config(&self) -> Result<RunConfig> {
+        let task = self.task.spec()?;
+        let built = task.build()?;
+        let model = self.model_settings.apply(ModelConfig::new(
+            built.vocab().len(),
+            built.max_len(),
+            self.d_model,
+            self.model.attention()?,
+        ));
+        let seed = self.seed.unwrap_or(TrainConfig::DEFAULT_SEED);
+        let train = self
+            .train
+            .config()
+            .with_seed(seed)
+            .with_target_accuracy(self.target);
+        let data = match &self.data {
+            Some(path) => DataSource::Directory { path: path.clone() },
+            None => self.generated.generated(seed),
+        };
+        Ok(RunConfig {
+            task,
+            model,
+            train,
+            data,
+        })
+    }
+}
+
 pub fn run(args: TrainArgs, quiet: bool) -> Result<()> {
-    let task = args.task.spec()?;
-    let built = task.build()?;
-    let model = args.model_settings.apply(ModelConfig::new(
-        built.vocab().len(),
-        built.max_len(),
-        args.d_model,
-        args.model.attention()?,
-    ));
-    let seed = args.seed.unwrap_or(TrainConfig::DEFAULT_SEED);
-    let train = args
-        .train
-        .config()
-        .with_seed(seed)
-        .with_target_accuracy(args.target);
-    let data = match args.data {
-        Some(path) => DataSource::Directory { path },
-        None => args.generated.generated(seed),
-    };
-    let config = RunConfig {
-        task,
-        model,
-        train,
-        data,
-    };
+    let config = args.run_config()?;
     let options = TrainOptions {
         backend: args.backend.backend()?,
         resume: args.resume,
@@ -86,7 +93,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<()> {
     if !quiet {
         eprintln!(
             "{}: {} model, d_model {}, {} parameters, on {} -> {}",
-            built.name(),
+            config.task.build()?.name(),
             args.model.choice()?,
             config.model.d_model,
             dpcot_model::flops::parameters(&config.model),
@@ -124,4 +131,91 @@ fn with_hint(err: TrainError) -> anyhow::Error {
         _ => return err.into(),
     };
     anyhow::anyhow!("{err}; {hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use dpcot_model::dpcot_attention::AttentionKind;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn parse(flags: &str) -> Result<TrainArgs, clap::Error> {
+        let argv = format!("train --task lis --size 4 --out run {flags}");
+        Command::try_parse_from(argv.split_whitespace()).map(|c| c.args)
+    }
+
+    #[test]
+    fn unset_flags_keep_the_library_defaults() {
+        let config = parse("").unwrap().run_config().unwrap();
+        let task = config.task.build().unwrap();
+        assert_eq!(
+            config.model,
+            ModelConfig::new(
+                task.vocab().len(),
+                task.max_len(),
+                64,
+                AttentionKind::Softmax
+            )
+        );
+        assert_eq!(
+            config.train,
+            TrainConfig::new(TrainConfig::DEFAULT_STEPS).with_seed(TrainConfig::DEFAULT_SEED)
+        );
+        assert_eq!(
+            config.data,
+            DataOverrides::default().generated(TrainConfig::DEFAULT_SEED)
+        );
+    }
+
+    #[test]
+    fn given_flags_replace_only_their_field() {
+        let config =
+            parse("--n-layers 2 --learning-rate 0.01 --model sparse --block-size 4 --seed 7")
+                .unwrap()
+                .run_config()
+                .unwrap();
+        assert_eq!(config.model.n_layers, 2);
+        assert_eq!(config.model.n_heads, ModelConfig::DEFAULT_N_HEADS);
+        assert_eq!(config.model.attention, AttentionKind::sparse(Some(4)));
+        assert_eq!((config.train.learning_rate, config.train.seed), (0.01, 7));
+        assert_eq!(config.train.batch_size, TrainConfig::DEFAULT_BATCH_SIZE);
+    }
+
+    #[test]
+    fn flags_that_do_not_apply_are_errors() {
+        let err = parse("--block-size 4").unwrap().run_config().unwrap_err();
+        assert!(err.to_string().contains("--block-size"), "{err}");
+        let err = parse("--attention-window 4")
+            .unwrap()
+            .run_config()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--attention-window"), "{err:#}");
+        assert!(parse("--model sliding").is_err(), "sliding needs a window");
+        assert!(parse("--data d --train-examples 5").is_err());
+        assert!(parse("--model softmax").is_err(), "one spelling per model");
+    }
+
+    #[test]
+    fn help_shows_the_defaults_of_the_library() {
+        let help = Command::command().render_help().to_string();
+        for (flag, default) in [
+            ("--n-layers", ModelConfig::DEFAULT_N_LAYERS.to_string()),
+            ("--batch-size", TrainConfig::DEFAULT_BATCH_SIZE.to_string()),
+            ("--steps", TrainConfig::DEFAULT_STEPS.to_string()),
+        ] {
+            let line = help
+                .lines()
+                .find(|l| l.contains(flag))
+                .unwrap_or_else(|| panic!("{flag} not in\n{help}"));
+            assert!(line.contains(&format!("[default: {default}]")), "{line}");
+        }
+        assert!(help.contains("standard, sparse, linear, sliding"), "{help}");
+    }
 }

@@ -25,17 +25,23 @@ use crate::task::{DpTask, Example, Task, TaskSpec};
 use crate::vocab::EOS;
 use crate::TaskError;
 
+/// The `format` of every dataset header.
 pub const FORMAT: &str = "dpcot-dataset";
+/// The dataset format's version.
 pub const VERSION: u32 = 1;
 
+/// The two splits of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
+    /// The examples trained on.
     Train,
+    /// The held-out examples accuracies are measured on.
     Test,
 }
 
 impl Split {
+    /// The split's name, as in file names and headers.
     pub fn as_str(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -52,17 +58,24 @@ impl Split {
 /// The first line of a dataset file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetHeader {
+    /// Always [`FORMAT`].
     pub format: String,
+    /// The format's version, [`VERSION`].
     pub version: u32,
+    /// The task of every example.
     pub task: TaskSpec,
+    /// Which split the file holds.
     pub split: Split,
     /// The generator's seed; 0 for data that dpcot did not generate (see `source`).
     pub seed: u64,
+    /// Examples in the file.
     pub count: usize,
     /// Whether the split mixes in smaller sizes (arithmetic only; share ∝ number of operators).
     #[serde(default)]
     pub mix_smaller: bool,
+    /// The task's longest sequence, `<eos>` included.
     pub max_len: usize,
+    /// The task's vocabulary, in token-id order.
     pub vocab: Vec<String>,
     /// Where the examples came from when dpcot did not generate them, e.g.
     /// `cot-benchmark:data/chain/train_data.txt` for an imported reference file. Absent for
@@ -74,16 +87,22 @@ pub struct DatasetHeader {
 /// One split of a dataset, in memory.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// The header line.
     pub header: DatasetHeader,
+    /// The examples, in file order.
     pub examples: Vec<Example>,
 }
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerateConfig {
+    /// The task.
     pub task: TaskSpec,
+    /// Training examples.
     pub train: usize,
+    /// Test examples, none of which is in the training split.
     pub test: usize,
+    /// Seed of the generator.
     pub seed: u64,
     /// Arithmetic only: draw the training set's operator count i from 1..=N with share ∝ i,
     /// as the reference does. The test set always has the full size.

@@ -15,6 +15,7 @@
 //! - [`check`]: the CoT checker's [`CheckReport`] and the first wrong step;
 //! - [`dataset`]: generating datasets with disjoint splits, and reading and writing them;
 //! - [`reference_format`]: the reference benchmark's data files (import, export, checking);
+//! - [`atomic`]: atomic file writes (temporary file, then rename), the workspace's one;
 //! - [`TaskError`]: the crate's one error type.
 //!
 //! ```
@@ -36,8 +37,6 @@
 pub mod arithmetic;
 pub mod atomic;
 pub mod check;
-// Documented by the dataset.rs rework of issue #12 (another branch); lift this then.
-#[allow(missing_docs)]
 pub mod dataset;
 pub mod edit_distance;
 mod error;
