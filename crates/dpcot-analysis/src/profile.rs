@@ -6,7 +6,7 @@ use std::path::Path;
 
 use dpcot_model::dpcot_attention::AttentionKind;
 use dpcot_model::{ModelConfig, ModelOverrides};
-use dpcot_tasks::{TaskOptions, TaskSpec};
+use dpcot_tasks::{TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::{DataOverrides, TrainOverrides};
 use serde::{Deserialize, Serialize};
 
@@ -106,8 +106,8 @@ pub struct TaskSweep {
     /// The experiment the sweep belongs to [default: general].
     #[serde(default)]
     pub experiment: Experiment,
-    /// arithmetic, lis or ed.
-    pub task: String,
+    /// The task.
+    pub task: TaskKind,
     /// The problem sizes (`--size` of the task), searched in ascending order.
     pub sizes: Vec<usize>,
     /// The embedding dimensions searched, ascending.
@@ -168,7 +168,7 @@ impl TaskSweep {
                             numbers: self.numbers,
                             band,
                         };
-                        TaskSpec::from_name(&self.task, size, &options)
+                        TaskSpec::new(self.task, size, &options)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 chains.push(chain);
@@ -355,7 +355,7 @@ models = ["standard", { sliding = { window = 3 } }]
                     "task = \"lis\"\nsizes = [8, 4]",
                     "task = \"sudoku\"\nsizes = [8, 4]",
                 ),
-                "unknown task",
+                "unknown variant `sudoku`",
             ),
             (
                 PROFILE.replace("name = \"t\"", "name = \"t\"\ncolour = 1"),

@@ -167,11 +167,38 @@ impl WorkerCommand {
         self
     }
 
-    /// The process that executes the job in `job`.
+    /// The process that executes the job in `job`; on Linux it is killed when the sweep dies,
+    /// so that a killed sweep leaves no worker training on behind it.
     fn command(&self, job: &Path) -> Command {
         let mut command = Command::new(&self.program);
         command.args(&self.args).arg(job);
+        #[cfg(target_os = "linux")]
+        die_with_parent(&mut command);
         command
+    }
+}
+
+/// Makes the child receive SIGKILL when the thread that spawned it ends, which for a sweep
+/// means when the sweep process dies (its worker threads wait for their children).
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
+    // (prctl, getppid) and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the request took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the sweep died while starting its worker",
+                ));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -4,15 +4,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dpcot_model::dpcot_attention::AttentionKind;
 use dpcot_model::{ModelChoice, ModelFamily};
-use dpcot_tasks::{TaskOptions, TaskSpec};
+use dpcot_tasks::{TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::Backend;
 
 /// Which task, and its knobs.
 #[derive(Args)]
 pub struct TaskArgs {
-    /// arithmetic, lis or ed.
-    #[arg(long)]
-    task: String,
+    /// The task.
+    #[arg(long, value_enum)]
+    task: TaskKind,
     /// Number of operators (arithmetic) or input length (lis, ed).
     #[arg(long)]
     size: usize,
@@ -43,7 +43,7 @@ impl TaskArgs {
             numbers: self.numbers,
             band: self.band,
         };
-        Ok(TaskSpec::from_name(&self.task, self.size, &options)?)
+        Ok(TaskSpec::new(self.task, self.size, &options)?)
     }
 }
 

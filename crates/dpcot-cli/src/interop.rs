@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use dpcot_model::config::flag_help;
-use dpcot_model::pretrained::{load_reference, LoadOptions};
+use dpcot_model::pretrained::{load_reference, CheckpointError, LoadOptions};
+use dpcot_model::ModelError;
 use dpcot_tasks::dataset::{self, Split};
 use dpcot_tasks::reference_format;
-use dpcot_tasks::{Dataset, DpTask, GenerateConfig, TaskOptions, TaskSpec};
+use dpcot_tasks::{Dataset, DpTask, GenerateConfig, TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::{Backend, DataSource, TrainConfig};
 
 /// The formats of example files.
@@ -27,9 +28,9 @@ pub enum DataFormat {
 /// The task of reference files or checkpoints, which do not record it.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ReferenceTaskArgs {
-    /// arithmetic, lis or ed (with --format cot-benchmark or --checkpoint).
-    #[arg(long)]
-    pub task: Option<String>,
+    /// The task (with --format cot-benchmark or --checkpoint).
+    #[arg(long, value_enum)]
+    pub task: Option<TaskKind>,
     /// Number of operators (arithmetic) or input length (lis, ed).
     #[arg(long)]
     pub size: Option<usize>,
@@ -63,7 +64,7 @@ impl ReferenceTaskArgs {
             numbers: self.numbers,
             ..TaskOptions::default()
         };
-        Ok(TaskSpec::from_name(task, size, &options)?)
+        Ok(TaskSpec::new(*task, size, &options)?)
     }
 }
 
@@ -280,7 +281,7 @@ pub fn eval_checkpoint(
         vocab_size: Some(task.vocab().len()),
         ..LoadOptions::new(task.max_len())
     };
-    let (model, arch) = load_reference(checkpoint, &options, &device)?;
+    let (model, arch) = load_reference(checkpoint, &options, &device).map_err(with_hint)?;
     let examples = match &args.data {
         Some(dir) => {
             Dataset::read_expecting(&Split::Test.path_in(dir), &spec, Split::Test)?.examples
@@ -315,4 +316,20 @@ pub fn eval_checkpoint(
         &metrics,
     );
     Ok(())
+}
+
+/// The library says what is wrong with a checkpoint; the command line adds the flag that
+/// fixes it.
+fn with_hint(err: ModelError) -> anyhow::Error {
+    let hint = match &err {
+        ModelError::Checkpoint { error, .. } => match error {
+            CheckpointError::HeadsUnknown => "give it with --heads",
+            CheckpointError::VocabMismatch { .. } => {
+                "give the reference's task knobs, e.g. --numbers 60 (ed) or --range 250 (lis)"
+            }
+            _ => return err.into(),
+        },
+        _ => return err.into(),
+    };
+    anyhow::anyhow!("{err}; {hint}")
 }

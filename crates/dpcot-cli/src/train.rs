@@ -210,11 +210,12 @@ mod tests {
             ("--batch-size", TrainConfig::DEFAULT_BATCH_SIZE.to_string()),
             ("--steps", TrainConfig::DEFAULT_STEPS.to_string()),
         ] {
-            let line = help
-                .lines()
-                .find(|l| l.contains(flag))
+            // A flag's entry runs from its name to the next flag's.
+            let start = help
+                .find(&format!("{flag} "))
                 .unwrap_or_else(|| panic!("{flag} not in\n{help}"));
-            assert!(line.contains(&format!("[default: {default}]")), "{line}");
+            let entry = help[start..].split("\n  -").next().unwrap();
+            assert!(entry.contains(&format!("[default: {default}]")), "{entry}");
         }
         assert!(help.contains("standard, sparse, linear, sliding"), "{help}");
     }

@@ -48,5 +48,5 @@ pub mod vocab;
 pub use check::{CheckReport, WrongKind, WrongStep};
 pub use dataset::{generate, Dataset, DatasetHeader, GenerateConfig, Split};
 pub use error::TaskError;
-pub use task::{DpTask, Example, Task, TaskOptions, TaskSpec};
+pub use task::{DpTask, Example, Task, TaskKind, TaskOptions, TaskSpec};
 pub use vocab::{TokenId, Vocab};

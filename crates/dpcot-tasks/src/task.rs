@@ -134,6 +134,53 @@ pub enum TaskSpec {
     },
 }
 
+/// The three DP tasks, each by its one name (in profiles, on the command line, in file names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Evaluating an expression over Z_p, one reduction per step.
+    Arithmetic,
+    /// Longest increasing subsequence.
+    Lis,
+    /// Edit distance.
+    Ed,
+}
+
+impl TaskKind {
+    /// Every task.
+    pub const ALL: [TaskKind; 3] = [TaskKind::Arithmetic, TaskKind::Lis, TaskKind::Ed];
+
+    /// The task's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Arithmetic => "arithmetic",
+            TaskKind::Lis => "lis",
+            TaskKind::Ed => "ed",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TaskKind {
+    type Err = TaskError;
+
+    fn from_str(name: &str) -> Result<Self, TaskError> {
+        TaskKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| TaskError::UnknownTask {
+                name: name.to_string(),
+                expected: TASK_NAMES,
+            })
+    }
+}
+
 /// The task names the command line accepts.
 pub const TASK_NAMES: &str = "arithmetic, lis, ed";
 
@@ -156,19 +203,25 @@ impl TaskSpec {
     /// Builds a spec from a task name, its size knob and optional knobs, with the reference
     /// benchmark's defaults for anything not given.
     pub fn from_name(name: &str, size: usize, options: &TaskOptions) -> Result<Self, TaskError> {
+        Self::new(name.parse()?, size, options)
+    }
+
+    /// Builds a spec of task `kind` from its size knob and optional knobs, with the reference
+    /// benchmark's defaults for anything not given; a knob the task does not have is an error.
+    pub fn new(kind: TaskKind, size: usize, options: &TaskOptions) -> Result<Self, TaskError> {
         let reject = |field: &'static str, given: bool| {
             if given {
                 Err(TaskError::invalid(
                     field,
                     "given",
-                    format!("task `{name}` has no `{field}` knob"),
+                    format!("task `{kind}` has no `{field}` knob"),
                 ))
             } else {
                 Ok(())
             }
         };
-        let spec = match name.to_ascii_lowercase().as_str() {
-            "arithmetic" | "arith" => {
+        let spec = match kind {
+            TaskKind::Arithmetic => {
                 reject("range", options.range.is_some())?;
                 reject("window", options.window.is_some())?;
                 reject("numbers", options.numbers.is_some())?;
@@ -178,7 +231,7 @@ impl TaskSpec {
                     modulus: options.modulus.unwrap_or(Arithmetic::DEFAULT_MODULUS),
                 }
             }
-            "lis" => {
+            TaskKind::Lis => {
                 reject("modulus", options.modulus.is_some())?;
                 reject("numbers", options.numbers.is_some())?;
                 reject("band", options.band.is_some())?;
@@ -188,7 +241,7 @@ impl TaskSpec {
                     window: options.window,
                 }
             }
-            "ed" | "edit-distance" | "edit_distance" => {
+            TaskKind::Ed => {
                 reject("modulus", options.modulus.is_some())?;
                 reject("range", options.range.is_some())?;
                 reject("window", options.window.is_some())?;
@@ -199,12 +252,6 @@ impl TaskSpec {
                         .unwrap_or_else(|| EditDistance::default_numbers(size, options.band)),
                     band: options.band,
                 }
-            }
-            _ => {
-                return Err(TaskError::UnknownTask {
-                    name: name.to_string(),
-                    expected: TASK_NAMES,
-                })
             }
         };
         Ok(spec)
@@ -318,7 +365,7 @@ mod tests {
             }
         );
         assert_eq!(
-            TaskSpec::from_name("LIS", 16, &o).unwrap(),
+            TaskSpec::from_name("lis", 16, &o).unwrap(),
             TaskSpec::Lis {
                 length: 16,
                 range: 250,
@@ -337,9 +384,19 @@ mod tests {
 
     #[test]
     fn unknown_task_and_foreign_knobs_are_errors() {
-        let err = TaskSpec::from_name("sudoku", 4, &TaskOptions::default()).unwrap_err();
-        assert!(matches!(err, TaskError::UnknownTask { .. }), "{err}");
-        assert!(err.to_string().contains("arithmetic, lis, ed"));
+        for name in ["sudoku", "LIS", "arith", "edit-distance"] {
+            let err = TaskSpec::from_name(name, 4, &TaskOptions::default()).unwrap_err();
+            assert!(
+                matches!(err, TaskError::UnknownTask { .. }),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains("arithmetic, lis, ed"), "{err}");
+        }
+        assert_eq!(
+            serde_json::to_string(&TaskKind::ALL).unwrap(),
+            format!("{:?}", TaskKind::ALL.map(|k| k.as_str())).replace(", ", ","),
+            "one spelling in files and on the command line"
+        );
         let o = TaskOptions {
             band: Some(2),
             ..Default::default()
