@@ -104,7 +104,7 @@ pub fn write_report(
             }
         }
     }
-    let analysis = Analysis::new(records, profile.threshold);
+    let analysis = Analysis::new(records, profile.threshold)?;
     let figures_dir = out.join("figures");
     let tables_dir = out.join("tables");
     let mut figures = Vec::new();
@@ -454,8 +454,7 @@ fn run_times(md: &mut String, analysis: &Analysis) {
 
 fn runs_csv(analysis: &Analysis) -> String {
     let mut csv = String::from("id,experiment,task,length,model,d_model,seed,headline,answer_accuracy,chain_accuracy,teacher_forced_accuracy,steps,train_seconds,train_flops,decode_flops_per_token,decode_seconds_per_token,wall_seconds\n");
-    for r in &analysis.records {
-        let p = crate::summary::Point::of(r);
+    for (p, r) in analysis.runs() {
         let e = &r.summary.eval;
         writeln!(
             csv,
