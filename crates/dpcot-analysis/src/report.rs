@@ -345,12 +345,13 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
         .unwrap();
     }
     md.push('\n');
-    md.push_str(&verdict(analysis, &rows));
+    md.push_str(&verdict(analysis, experiment, &rows));
     md.push('\n');
 }
 
-/// The plain answer to the paper's question on this evidence.
-fn verdict(analysis: &Analysis, rows: &[&ComputeAtAccuracy]) -> String {
+/// The plain answer to the paper's question on this evidence: `rows` are the experiment's
+/// compute rows.
+fn verdict(analysis: &Analysis, experiment: &str, rows: &[&ComputeAtAccuracy]) -> String {
     let mut saved = Vec::new();
     let mut not_saved = Vec::new();
     for c in rows.iter().filter(|c| c.model != "standard") {
@@ -363,13 +364,15 @@ fn verdict(analysis: &Analysis, rows: &[&ComputeAtAccuracy]) -> String {
             }
         }
     }
+    // Efficient models that failed a problem of this experiment which the standard model solved.
     let unsolved = analysis
         .min_dims
         .iter()
         .filter(|((p, m), mins)| {
-            *m != ModelChoice::Standard
-                && rows.iter().any(|c| c.task == p.task)
+            p.experiment == experiment
+                && *m != ModelChoice::Standard
                 && mins.iter().any(Option::is_none)
+                && analysis.min_dim(p, ModelChoice::Standard).is_some()
         })
         .count();
     let mut text = String::from("**Verdict on this evidence.** ");
@@ -640,6 +643,30 @@ mod tests {
         assert!(
             text.contains("In 2 further cases an efficient model reached the threshold at no searched dimension while the standard model did."),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_efficient_model_counts_against_it_only_where_the_standard_model_passed() {
+        // The standard model fails lis-8; sparse solves it and linear does not.
+        let mut records = unsolved(Standard);
+        records.push(solved(&lis(8), Sparse, 32, 500.0).record());
+        records.extend(unsolved(Linear));
+        // A general task the standard model did solve, in another experiment, with the same name.
+        records.push(
+            run(&lis(8), Standard, 32)
+                .experiment("locality")
+                .headline(0.95)
+                .record(),
+        );
+        records.extend(unsolved(Linear).into_iter().map(|mut r| {
+            r.key.experiment = "locality".into();
+            r
+        }));
+        let text = compute_text(records);
+        assert!(
+            !text.contains("further cases"),
+            "the standard model did not solve `general` lis-8: {text}"
         );
     }
 
