@@ -29,6 +29,8 @@
 //! ```
 
 mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod plots;
 pub mod profile;
 pub mod report;

@@ -83,8 +83,11 @@ fn locality_figures(
 /// What `write_report` produced.
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
+    /// `report.md`.
     pub report: PathBuf,
+    /// Every figure, PNG and SVG.
     pub figures: Vec<PathBuf>,
+    /// The CSV tables.
     pub tables: Vec<PathBuf>,
 }
 
@@ -104,7 +107,7 @@ pub fn write_report(
             }
         }
     }
-    let analysis = Analysis::new(records, profile.threshold);
+    let analysis = Analysis::new(records, profile.threshold)?;
     let figures_dir = out.join("figures");
     let tables_dir = out.join("tables");
     let mut figures = Vec::new();
@@ -323,8 +326,8 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
          |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     .unwrap();
-    let ratio = |r: Option<f64>| r.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "–".into());
     for c in &rows {
+        let [flops_ratio, time_ratio] = ratio_cells(analysis, c, Table::Markdown);
         writeln!(
             md,
             "| {} | {} | {} | {:.0} | {:.0} | {:.3e} | {} | {:.1} | {} | {} | {:.2e} | {:.1} | {:.0} |",
@@ -334,10 +337,10 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
             c.min_dim,
             c.parameters,
             c.decode_flops_per_token,
-            ratio(analysis.ratio_to_standard(c, |c| c.decode_flops_per_token)),
+            flops_ratio,
             1e6 * c.decode_seconds_per_token,
-            ratio(analysis.ratio_to_standard(c, |c| c.decode_seconds_per_token)),
-            c.peak_memory_bytes.map(|b| format!("{:.0}", b / (1 << 20) as f64)).unwrap_or_else(|| "–".into()),
+            time_ratio,
+            c.peak_memory_bytes.map(|b| format!("{:.0}", b / (1 << 20) as f64)).unwrap_or_else(|| Table::Markdown.missing().into()),
             c.train_flops,
             c.train_seconds,
             c.train_steps
@@ -345,12 +348,13 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
         .unwrap();
     }
     md.push('\n');
-    md.push_str(&verdict(analysis, &rows));
+    md.push_str(&verdict(analysis, experiment, &rows));
     md.push('\n');
 }
 
-/// The plain answer to the paper's question on this evidence.
-fn verdict(analysis: &Analysis, rows: &[&ComputeAtAccuracy]) -> String {
+/// The plain answer to the paper's question on this evidence: `rows` are the experiment's
+/// compute rows.
+fn verdict(analysis: &Analysis, experiment: &str, rows: &[&ComputeAtAccuracy]) -> String {
     let mut saved = Vec::new();
     let mut not_saved = Vec::new();
     for c in rows.iter().filter(|c| c.model != "standard") {
@@ -363,13 +367,15 @@ fn verdict(analysis: &Analysis, rows: &[&ComputeAtAccuracy]) -> String {
             }
         }
     }
+    // Efficient models that failed a problem of this experiment which the standard model solved.
     let unsolved = analysis
         .min_dims
         .iter()
         .filter(|((p, m), mins)| {
-            *m != ModelChoice::Standard
-                && rows.iter().any(|c| c.task == p.task)
+            p.experiment == experiment
+                && *m != ModelChoice::Standard
                 && mins.iter().any(Option::is_none)
+                && analysis.min_dim(p, ModelChoice::Standard).is_some()
         })
         .count();
     let mut text = String::from("**Verdict on this evidence.** ");
@@ -457,8 +463,7 @@ fn run_times(md: &mut String, analysis: &Analysis) {
 
 fn runs_csv(analysis: &Analysis) -> String {
     let mut csv = String::from("id,experiment,task,length,model,d_model,seed,headline,answer_accuracy,chain_accuracy,teacher_forced_accuracy,steps,train_seconds,train_flops,decode_flops_per_token,decode_seconds_per_token,wall_seconds\n");
-    for r in &analysis.records {
-        let p = crate::summary::Point::of(r);
+    for (p, r) in analysis.runs() {
         let e = &r.summary.eval;
         writeln!(
             csv,
@@ -511,6 +516,7 @@ fn min_dims_csv(analysis: &Analysis) -> String {
 fn compute_csv(analysis: &Analysis) -> String {
     let mut csv = String::from("experiment,task,length,model,min_dim,parameters,decode_flops_per_token,flops_ratio,decode_seconds_per_token,time_ratio,peak_memory_bytes,train_flops,train_seconds,train_steps\n");
     for c in &analysis.compute {
+        let [flops_ratio, time_ratio] = ratio_cells(analysis, c, Table::Csv);
         writeln!(
             csv,
             "{},{},{},{},{},{},{:.4e},{},{:.4e},{},{},{:.4e},{:.2},{}",
@@ -521,18 +527,12 @@ fn compute_csv(analysis: &Analysis) -> String {
             c.min_dim,
             c.parameters,
             c.decode_flops_per_token,
-            analysis
-                .ratio_to_standard(c, |c| c.decode_flops_per_token)
-                .map(|r| format!("{r:.4}"))
-                .unwrap_or_default(),
+            flops_ratio,
             c.decode_seconds_per_token,
-            analysis
-                .ratio_to_standard(c, |c| c.decode_seconds_per_token)
-                .map(|r| format!("{r:.4}"))
-                .unwrap_or_default(),
+            time_ratio,
             c.peak_memory_bytes
                 .map(|b| format!("{b:.0}"))
-                .unwrap_or_default(),
+                .unwrap_or_else(|| Table::Csv.missing().into()),
             c.train_flops,
             c.train_seconds,
             c.train_steps
@@ -542,7 +542,287 @@ fn compute_csv(analysis: &Analysis) -> String {
     csv
 }
 
+/// The two tables that show compute: `report.md`'s, for people, and `compute.csv`, for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Markdown,
+    Csv,
+}
+
+impl Table {
+    /// A value that is not there: a dash people can see, an empty CSV field.
+    fn missing(self) -> &'static str {
+        match self {
+            Table::Markdown => "–",
+            Table::Csv => "",
+        }
+    }
+}
+
+/// A compute row's FLOPs per token and decode time per token relative to the standard model on
+/// the same problem, as `table` writes them (`2.50×`, or `2.5000` in CSV; missing where the
+/// standard model did not solve the problem).
+fn ratio_cells(analysis: &Analysis, row: &ComputeAtAccuracy, table: Table) -> [String; 2] {
+    let values: [fn(&ComputeAtAccuracy) -> f64; 2] =
+        [|c| c.decode_flops_per_token, |c| c.decode_seconds_per_token];
+    values.map(|value| match analysis.ratio_to_standard(row, value) {
+        Some(r) if table == Table::Markdown => format!("{r:.2}×"),
+        Some(r) => format!("{r:.4}"),
+        None => table.missing().to_string(),
+    })
+}
+
 fn write_csv(path: &Path, text: &str) -> Result<PathBuf, AnalysisError> {
     write_atomic(path, text.as_bytes())?;
     Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{lis, local_lis, run, search, solved};
+    use crate::profile::ModelChoice::{Linear, Sliding, Sparse, Standard};
+
+    const THRESHOLD: f64 = 0.9;
+
+    fn analyse(records: Vec<RunRecord>) -> Analysis {
+        Analysis::new(records, THRESHOLD).expect("fixture records are valid")
+    }
+
+    /// The compute section of the `general` experiment, verdict included.
+    fn compute_text(records: Vec<RunRecord>) -> String {
+        let mut md = String::new();
+        compute_section(&mut md, &analyse(records), "general");
+        md
+    }
+
+    fn unsolved(model: ModelChoice) -> Vec<RunRecord> {
+        search(&lis(8), model, 1, &[(32, 0.4), (64, 0.6)])
+    }
+
+    #[test]
+    fn the_verdict_counts_comparisons_that_save_and_that_do_not() {
+        let text = compute_text(vec![
+            solved(&lis(8), Standard, 32, 1000.0).record(),
+            solved(&lis(8), Sparse, 32, 500.0).record(),
+            solved(&lis(8), Linear, 64, 4000.0).record(),
+        ]);
+        assert!(
+            text.contains("fewer FLOPs per generated token than the standard one in 1 of 2 comparisons (sparse on `lis-8` (0.50×))"),
+            "{text}"
+        );
+        assert!(
+            text.contains("as many or more in 1 (linear on `lis-8` (4.00×))."),
+            "{text}"
+        );
+        assert!(
+            !text.contains("further cases"),
+            "every model solved it: {text}"
+        );
+    }
+
+    #[test]
+    fn a_tie_at_the_same_dimension_saves_nothing() {
+        let text = compute_text(vec![
+            solved(&lis(8), Standard, 32, 1000.0).record(),
+            solved(&lis(8), Linear, 32, 1000.0).record(),
+        ]);
+        assert!(
+            text.contains("in 0 of 1 comparisons; it spends as many or more in 1 (linear on `lis-8` (1.00×))."),
+            "equal cost is not a saving: {text}"
+        );
+    }
+
+    #[test]
+    fn when_only_the_standard_model_passes_the_verdict_says_so() {
+        let mut records = vec![solved(&lis(8), Standard, 32, 1000.0).record()];
+        records.extend(unsolved(Sparse));
+        records.extend(unsolved(Linear));
+        let text = compute_text(records);
+        assert!(
+            text.contains("so no comparison at equal accuracy is possible."),
+            "{text}"
+        );
+        assert!(
+            text.contains("In 2 further cases an efficient model reached the threshold at no searched dimension while the standard model did."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_efficient_model_counts_against_it_only_where_the_standard_model_passed() {
+        // The standard model fails lis-8; sparse solves it and linear does not.
+        let mut records = unsolved(Standard);
+        records.push(solved(&lis(8), Sparse, 32, 500.0).record());
+        records.extend(unsolved(Linear));
+        // A general task the standard model did solve, in another experiment, with the same name.
+        records.push(
+            run(&lis(8), Standard, 32)
+                .experiment("locality")
+                .headline(0.95)
+                .record(),
+        );
+        records.extend(unsolved(Linear).into_iter().map(|mut r| {
+            r.key.experiment = "locality".into();
+            r
+        }));
+        let text = compute_text(records);
+        assert!(
+            !text.contains("further cases"),
+            "the standard model did not solve `general` lis-8: {text}"
+        );
+    }
+
+    #[test]
+    fn when_no_model_passes_there_is_no_compute_to_compare() {
+        let mut records = unsolved(Standard);
+        records.extend(unsolved(Sparse));
+        let text = compute_text(records);
+        assert_eq!(
+            text,
+            "No model reached the threshold, so there is no compute to compare.\n\n"
+        );
+    }
+
+    #[test]
+    fn ratio_cells_are_written_once_for_both_tables() {
+        let analysis = analyse(vec![
+            solved(&lis(8), Standard, 32, 1000.0)
+                .decode_seconds_per_token(1e-6)
+                .record(),
+            solved(&lis(8), Sparse, 64, 2500.0)
+                .decode_seconds_per_token(3e-6)
+                .record(),
+            // No standard run on lis-16: no ratio.
+            run(&lis(16), Linear, 16).headline(0.95).record(),
+        ]);
+        let row = |task: &str, model: ModelChoice| {
+            analysis
+                .compute
+                .iter()
+                .find(|c| c.task == task && c.model == model.name())
+                .expect("solved")
+        };
+        let sparse = row("lis-8", Sparse);
+        assert_eq!(
+            ratio_cells(&analysis, sparse, Table::Markdown),
+            ["2.50×", "3.00×"]
+        );
+        assert_eq!(
+            ratio_cells(&analysis, sparse, Table::Csv),
+            ["2.5000", "3.0000"]
+        );
+        let alone = row("lis-16", Linear);
+        assert_eq!(ratio_cells(&analysis, alone, Table::Markdown), ["–", "–"]);
+        assert_eq!(ratio_cells(&analysis, alone, Table::Csv), ["", ""]);
+        let csv = compute_csv(&analysis);
+        assert!(
+            csv.contains(",lis-8,20,sparse,64,4096,2.5000e3,2.5000,3.0000e-6,3.0000,,"),
+            "{csv}"
+        );
+        let mut md = String::new();
+        compute_section(&mut md, &analysis, "general");
+        assert!(
+            md.contains("| lis-8 | 20 | sparse | 64 | 4096 | 2.500e3 | 2.50× | 3.0 | 3.00× | – |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_minimal_dimension_table_shows_ranges_failures_and_gaps() {
+        let mut records = Vec::new();
+        // Standard: 32 for both seeds; sparse: 32 and 64; linear: never; sliding: not run.
+        for seed in [1, 2] {
+            records.extend(search(&lis(8), Standard, seed, &[(32, 0.95), (16, 0.5)]));
+        }
+        records.extend(search(&lis(8), Sparse, 1, &[(32, 0.95), (16, 0.5)]));
+        records.extend(search(&lis(8), Sparse, 2, &[(32, 0.5), (64, 0.95)]));
+        records.extend(unsolved(Linear));
+        records.push(
+            run(&local_lis(8, 2), Sliding { window: 4 }, 16)
+                .experiment("locality")
+                .record(),
+        );
+        let analysis = analyse(records);
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
+        let profile = Profile::load(&smoke).expect("the smoke profile loads");
+        let mut md = String::new();
+        min_dim_table(&mut md, &analysis, "general", "lis", &profile);
+        for row in [
+            "| standard | 32 |",
+            "| sparse | 48 (32–64) |",
+            "| linear | > 64 |",
+            "| sliding-w4 | – |",
+        ] {
+            assert!(md.contains(row), "`{row}` in\n{md}");
+        }
+        let csv = min_dims_csv(&analysis);
+        assert!(
+            csv.contains("general,lis-8,20,sparse,48.0,32,64,2\n"),
+            "{csv}"
+        );
+        assert!(csv.contains("general,lis-8,20,linear,,,,1\n"), "{csv}");
+    }
+
+    #[test]
+    fn a_report_from_hand_made_records_has_its_sections_tables_and_figures() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let shards = [
+            Results::new(dir.path().join("shard1")),
+            Results::new(dir.path().join("shard2")),
+        ];
+        let mut records = search(&lis(8), Standard, 1, &[(32, 0.95), (16, 0.5)]);
+        records.extend(search(&lis(8), Sparse, 1, &[(32, 0.6), (64, 0.95)]));
+        records.extend(search(&lis(16), Standard, 1, &[(32, 0.95), (16, 0.5)]));
+        records.extend(search(&lis(16), Sparse, 1, &[(32, 0.5), (64, 0.6)]));
+        for (i, record) in records.iter().enumerate() {
+            let id = record.key.id();
+            crate::sweep::write_json_atomic(&shards[i % 2].record(&id), record).unwrap();
+            if i == 0 {
+                // The same run in both shards is one run.
+                crate::sweep::write_json_atomic(&shards[1].record(&id), record).unwrap();
+            }
+        }
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
+        let mut profile = Profile::load(&smoke).expect("the smoke profile loads");
+        profile.threshold = THRESHOLD;
+        let out = dir.path().join("report");
+        let files = write_report(&profile, &shards, &out).expect("the report is written");
+        let md = std::fs::read_to_string(&files.report).unwrap();
+        for expected in [
+            "## General DP tasks",
+            "| sparse | 64 | > 64 |",
+            "in 0 of 1 comparisons; it spends as many or more in 1 (sparse on `lis-8` (4.00×)).",
+            "In 1 further cases",
+            "8 runs,",
+        ] {
+            assert!(md.contains(expected), "`{expected}` in\n{md}");
+        }
+        assert_eq!(files.tables.len(), 3);
+        let runs = std::fs::read_to_string(out.join("tables/runs.csv")).unwrap();
+        assert_eq!(
+            runs.lines().count(),
+            1 + 8,
+            "a header and one line per run:\n{runs}"
+        );
+        assert!(runs.contains(",general,lis-16,36,sparse,64,1,"), "{runs}");
+        for stem in [
+            "general-lis-heatmap",
+            "general-lis-min-dim",
+            "general-compute-ratios",
+        ] {
+            for ext in ["png", "svg"] {
+                let path = out.join("figures").join(format!("{stem}.{ext}"));
+                assert!(
+                    files.figures.contains(&path),
+                    "{path:?} in {:?}",
+                    files.figures
+                );
+                assert!(
+                    path.metadata().is_ok_and(|m| m.len() > 0),
+                    "{path:?} is empty"
+                );
+            }
+        }
+    }
 }
