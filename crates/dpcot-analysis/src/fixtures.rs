@@ -6,8 +6,8 @@ use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
 use dpcot_train::{DataSource, RunConfig, RunSummary, TrainConfig};
 
-use crate::profile::ModelChoice;
-use crate::sweep::{RunKey, RunRecord};
+use crate::profile::{Experiment, ModelChoice};
+use crate::results::{RunKey, RunRecord};
 
 /// The general LIS task on `length` numbers.
 pub(crate) fn lis(length: usize) -> TaskSpec {
@@ -72,7 +72,7 @@ pub(crate) fn run(task: &TaskSpec, model: ModelChoice, d_model: usize) -> Run {
     Run {
         record: RunRecord {
             key: RunKey {
-                experiment: "general".into(),
+                experiment: Experiment::General,
                 task: task.clone(),
                 model,
                 d_model,
@@ -91,8 +91,8 @@ impl Run {
         self
     }
 
-    pub(crate) fn experiment(mut self, experiment: &str) -> Self {
-        self.record.key.experiment = experiment.into();
+    pub(crate) fn experiment(mut self, experiment: Experiment) -> Self {
+        self.record.key.experiment = experiment;
         self
     }
 

@@ -7,7 +7,9 @@
 //! ```no_run
 //! use dpcot_analysis::profile::Profile;
 //! use dpcot_analysis::report::write_report;
-//! use dpcot_analysis::sweep::{run_sweep, Results, SweepOptions, WorkerCommand};
+//! use dpcot_analysis::results::Results;
+//! use dpcot_analysis::sweep::{run_sweep, SweepOptions};
+//! use dpcot_analysis::worker::WorkerCommand;
 //! use dpcot_train::Backend;
 //!
 //! let profile = Profile::named_or_load("smoke")?;
@@ -28,14 +30,18 @@
 //! # Ok::<(), dpcot_analysis::AnalysisError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod plots;
 pub mod profile;
 pub mod report;
+pub mod results;
 pub mod search;
 pub mod summary;
 pub mod sweep;
+pub mod worker;
 
 pub use error::AnalysisError;

@@ -8,7 +8,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::profile::ModelChoice;
+use crate::profile::{Experiment, ModelChoice};
 use crate::summary::{Analysis, Point};
 use crate::AnalysisError;
 
@@ -193,7 +193,7 @@ fn model_colour(model: ModelChoice) -> RGBColor {
 /// profile's dimension grid, so that dimensions the search skipped show as gaps.
 pub fn heatmap(
     analysis: &Analysis,
-    experiment: &str,
+    experiment: Experiment,
     family: &str,
     grid: &[usize],
     stem: &Path,
@@ -279,7 +279,7 @@ pub fn heatmap(
 /// models' first point. Points where no searched dimension sufficed are left out.
 pub fn min_dim_curve(
     analysis: &Analysis,
-    experiment: &str,
+    experiment: Experiment,
     family: &str,
     stem: &Path,
 ) -> Result<Vec<PathBuf>, AnalysisError> {
@@ -345,7 +345,7 @@ pub fn min_dim_curve(
 /// measured decode time per token. Below 1 the efficient model is cheaper.
 pub fn compute_ratios(
     analysis: &Analysis,
-    experiment: &str,
+    experiment: Experiment,
     stem: &Path,
 ) -> Result<Vec<PathBuf>, AnalysisError> {
     type Line = (String, RGBColor, bool, Vec<(f64, f64)>);
@@ -358,7 +358,7 @@ pub fn compute_ratios(
         for (family, _) in analysis
             .families()
             .into_iter()
-            .filter(|(e, _)| e == experiment)
+            .filter(|(e, _)| *e == experiment)
             .map(|(_, f)| (f, ()))
         {
             let rows: Vec<_> = analysis
@@ -469,7 +469,7 @@ pub fn local_vs_general(
     else {
         return Ok(Vec::new());
     };
-    let curve = |family: &str, experiment: &str, model: ModelChoice| -> Vec<(f64, f64)> {
+    let curve = |family: &str, experiment: Experiment, model: ModelChoice| -> Vec<(f64, f64)> {
         points
             .iter()
             .filter(|p| p.family == family && p.experiment == experiment)
@@ -486,13 +486,13 @@ pub fn local_vs_general(
             format!("{} ({local_family})", model.name()),
             model,
             false,
-            curve(local_family, "locality", model),
+            curve(local_family, Experiment::Locality, model),
         ));
         lines.push((
             format!("{} ({base})", model.name()),
             model,
             true,
-            curve(base, "general", model),
+            curve(base, Experiment::General, model),
         ));
     }
     let values: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
@@ -533,7 +533,7 @@ pub fn min_dim_vs_locality(
         .all_points()
         .into_iter()
         .filter(|p| {
-            p.experiment == "locality"
+            p.experiment == Experiment::Locality
                 && p.base == base
                 && p.length == length
                 && p.locality.is_some()

@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::plots;
-use crate::profile::{ModelChoice, Profile};
+use crate::profile::{Experiment, ModelChoice, Profile};
+use crate::results::{write_atomic, Results, RunRecord};
 use crate::summary::{Analysis, ComputeAtAccuracy};
-use crate::sweep::{write_atomic, Results, RunRecord};
 use crate::AnalysisError;
 
 /// The paper's finding per experiment, stated next to ours.
@@ -33,7 +33,7 @@ fn locality_figures(
     let points = analysis.all_points();
     let mut local_families: Vec<&str> = points
         .iter()
-        .filter(|p| p.experiment == "locality" && p.locality.is_some())
+        .filter(|p| p.experiment == Experiment::Locality && p.locality.is_some())
         .map(|p| p.family.as_str())
         .collect();
     local_families.dedup();
@@ -51,7 +51,7 @@ fn locality_figures(
     }
     let mut sizes: Vec<(&str, usize)> = points
         .iter()
-        .filter(|p| p.experiment == "locality" && p.locality.is_some())
+        .filter(|p| p.experiment == Experiment::Locality && p.locality.is_some())
         .map(|p| (p.base, p.length))
         .collect();
     sizes.sort();
@@ -60,7 +60,7 @@ fn locality_figures(
         let knobs = points
             .iter()
             .filter(|p| {
-                p.experiment == "locality"
+                p.experiment == Experiment::Locality
                     && p.base == base
                     && p.length == length
                     && p.locality.is_some()
@@ -124,10 +124,10 @@ pub fn write_report(
             other => other,
         };
         writeln!(md, "## {title}\n").unwrap();
-        if experiment == "general" {
+        if experiment == Experiment::General {
             writeln!(md, "{PAPER_CLAIM}\n").unwrap();
         }
-        if experiment == "locality" {
+        if experiment == Experiment::Locality {
             writeln!(md, "{LOCALITY_CLAIM}\n").unwrap();
         }
         for (_, family) in analysis
@@ -137,46 +137,37 @@ pub fn write_report(
         {
             writeln!(md, "### {family}\n").unwrap();
             let stem = figures_dir.join(format!("{experiment}-{family}-heatmap"));
-            let grid = grid_dims(profile, &experiment, &family);
+            let grid = grid_dims(profile, experiment, &family);
             figures.extend(plots::heatmap(
-                &analysis,
-                &experiment,
-                &family,
-                &grid,
-                &stem,
+                &analysis, experiment, &family, &grid, &stem,
             )?);
             writeln!(
                 md,
                 "![accuracy heatmap](figures/{experiment}-{family}-heatmap.png)\n"
             )
             .unwrap();
-            min_dim_table(&mut md, &analysis, &experiment, &family, profile);
+            min_dim_table(&mut md, &analysis, experiment, &family, profile);
             let stem = figures_dir.join(format!("{experiment}-{family}-min-dim"));
-            figures.extend(plots::min_dim_curve(
-                &analysis,
-                &experiment,
-                &family,
-                &stem,
-            )?);
+            figures.extend(plots::min_dim_curve(&analysis, experiment, &family, &stem)?);
             writeln!(
                 md,
                 "![minimal dimension against L](figures/{experiment}-{family}-min-dim.png)\n"
             )
             .unwrap();
         }
-        if experiment == "locality" {
+        if experiment == Experiment::Locality {
             figures.extend(locality_figures(&mut md, &analysis, &figures_dir)?);
         }
         writeln!(md, "### Compute at equal accuracy\n").unwrap();
-        compute_section(&mut md, &analysis, &experiment);
+        compute_section(&mut md, &analysis, experiment);
         let stem = figures_dir.join(format!("{experiment}-compute-ratios"));
-        figures.extend(plots::compute_ratios(&analysis, &experiment, &stem)?);
+        figures.extend(plots::compute_ratios(&analysis, experiment, &stem)?);
         writeln!(
             md,
             "![compute ratios](figures/{experiment}-compute-ratios.png)\n"
         )
         .unwrap();
-        failure_section(&mut md, &analysis, &experiment, profile.threshold);
+        failure_section(&mut md, &analysis, experiment, profile.threshold);
     }
     run_times(&mut md, &analysis);
 
@@ -208,13 +199,11 @@ pub fn write_report(
 }
 
 /// The profile's dimension grid for a task family (`lis-window2` belongs to the `lis` sweeps).
-fn grid_dims(profile: &Profile, experiment: &str, family: &str) -> Vec<usize> {
+fn grid_dims(profile: &Profile, experiment: Experiment, family: &str) -> Vec<usize> {
     let mut dims: Vec<usize> = profile
         .sweeps
         .iter()
-        .filter(|s| {
-            s.experiment.as_str() == experiment && family.split('-').next() == Some(s.task.as_str())
-        })
+        .filter(|s| s.experiment == experiment && family.split('-').next() == Some(s.task.as_str()))
         .flat_map(|s| s.dims.iter().copied())
         .collect();
     dims.sort_unstable();
@@ -222,8 +211,8 @@ fn grid_dims(profile: &Profile, experiment: &str, family: &str) -> Vec<usize> {
     dims
 }
 
-fn experiments(analysis: &Analysis) -> Vec<String> {
-    let mut e: Vec<String> = analysis.families().into_iter().map(|(e, _)| e).collect();
+fn experiments(analysis: &Analysis) -> Vec<Experiment> {
+    let mut e: Vec<Experiment> = analysis.families().into_iter().map(|(e, _)| e).collect();
     e.dedup();
     e
 }
@@ -264,7 +253,7 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
 fn min_dim_table(
     md: &mut String,
     analysis: &Analysis,
-    experiment: &str,
+    experiment: Experiment,
     family: &str,
     profile: &Profile,
 ) {
@@ -304,7 +293,7 @@ fn min_dim_table(
     .unwrap();
 }
 
-fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
+fn compute_section(md: &mut String, analysis: &Analysis, experiment: Experiment) {
     let rows: Vec<&ComputeAtAccuracy> = analysis
         .compute
         .iter()
@@ -354,7 +343,7 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: &str) {
 
 /// The plain answer to the paper's question on this evidence: `rows` are the experiment's
 /// compute rows.
-fn verdict(analysis: &Analysis, experiment: &str, rows: &[&ComputeAtAccuracy]) -> String {
+fn verdict(analysis: &Analysis, experiment: Experiment, rows: &[&ComputeAtAccuracy]) -> String {
     let mut saved = Vec::new();
     let mut not_saved = Vec::new();
     for c in rows.iter().filter(|c| c.model != "standard") {
@@ -401,7 +390,7 @@ fn verdict(analysis: &Analysis, experiment: &str, rows: &[&ComputeAtAccuracy]) -
     text
 }
 
-fn failure_section(md: &mut String, analysis: &Analysis, experiment: &str, threshold: f64) {
+fn failure_section(md: &mut String, analysis: &Analysis, experiment: Experiment, threshold: f64) {
     writeln!(
         md,
         "### Where chains go wrong\n\n\
@@ -592,7 +581,7 @@ mod tests {
     /// The compute section of the `general` experiment, verdict included.
     fn compute_text(records: Vec<RunRecord>) -> String {
         let mut md = String::new();
-        compute_section(&mut md, &analyse(records), "general");
+        compute_section(&mut md, &analyse(records), Experiment::General);
         md
     }
 
@@ -658,12 +647,12 @@ mod tests {
         // A general task the standard model did solve, in another experiment, with the same name.
         records.push(
             run(&lis(8), Standard, 32)
-                .experiment("locality")
+                .experiment(Experiment::Locality)
                 .headline(0.95)
                 .record(),
         );
         records.extend(unsolved(Linear).into_iter().map(|mut r| {
-            r.key.experiment = "locality".into();
+            r.key.experiment = Experiment::Locality;
             r
         }));
         let text = compute_text(records);
@@ -721,7 +710,7 @@ mod tests {
             "{csv}"
         );
         let mut md = String::new();
-        compute_section(&mut md, &analysis, "general");
+        compute_section(&mut md, &analysis, Experiment::General);
         assert!(
             md.contains("| lis-8 | 20 | sparse | 64 | 4096 | 2.500e3 | 2.50× | 3.0 | 3.00× | – |"),
             "{md}"
@@ -740,14 +729,14 @@ mod tests {
         records.extend(unsolved(Linear));
         records.push(
             run(&local_lis(8, 2), Sliding { window: 4 }, 16)
-                .experiment("locality")
+                .experiment(Experiment::Locality)
                 .record(),
         );
         let analysis = analyse(records);
         let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
         let profile = Profile::load(&smoke).expect("the smoke profile loads");
         let mut md = String::new();
-        min_dim_table(&mut md, &analysis, "general", "lis", &profile);
+        min_dim_table(&mut md, &analysis, Experiment::General, "lis", &profile);
         for row in [
             "| standard | 32 |",
             "| sparse | 48 (32–64) |",
@@ -777,10 +766,10 @@ mod tests {
         records.extend(search(&lis(16), Sparse, 1, &[(32, 0.5), (64, 0.6)]));
         for (i, record) in records.iter().enumerate() {
             let id = record.key.id();
-            crate::sweep::write_json_atomic(&shards[i % 2].record(&id), record).unwrap();
+            crate::results::write_json_atomic(&shards[i % 2].record(&id), record).unwrap();
             if i == 0 {
                 // The same run in both shards is one run.
-                crate::sweep::write_json_atomic(&shards[1].record(&id), record).unwrap();
+                crate::results::write_json_atomic(&shards[1].record(&id), record).unwrap();
             }
         }
         let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");

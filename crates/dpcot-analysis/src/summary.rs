@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use dpcot_tasks::{DpTask, TaskSpec};
 use serde::Serialize;
 
-use crate::profile::ModelChoice;
-use crate::sweep::RunRecord;
+use crate::profile::{Experiment, ModelChoice};
+use crate::results::RunRecord;
 use crate::AnalysisError;
 
 /// One problem of an experiment: a task at one size (and locality knob).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Point {
     /// The experiment the runs belong to (`general`, `locality`).
-    pub experiment: String,
+    pub experiment: Experiment,
     /// Task family (`lis`, `ed`, `arithmetic`), with the locality knob for local variants.
     pub family: String,
     /// The task without its locality knob (`lis`, `ed`, `arithmetic`).
@@ -43,7 +43,7 @@ impl Point {
             Some(m) => format!("{base}-{knob}{m}"),
         };
         Ok(Self {
-            experiment: record.key.experiment.clone(),
+            experiment: record.key.experiment,
             family,
             base,
             locality,
@@ -104,7 +104,7 @@ pub fn min_dim_over_seeds(per_seed: &[Option<usize>]) -> Option<Spread> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComputeAtAccuracy {
     /// The experiment of the point.
-    pub experiment: String,
+    pub experiment: Experiment,
     /// The task's name with its knobs ([`Point::task`]).
     pub task: String,
     /// The problem size ([`Point::length`]).
@@ -140,7 +140,7 @@ impl ComputeAtAccuracy {
             .filter_map(|r| r.summary.peak_memory_bytes.map(|b| b as f64))
             .collect();
         Self {
-            experiment: point.experiment.clone(),
+            experiment: point.experiment,
             task: point.task.clone(),
             length: point.length,
             model: model.name(),
@@ -237,11 +237,11 @@ impl Analysis {
     }
 
     /// The experiments and task families present, in order.
-    pub fn families(&self) -> Vec<(String, String)> {
-        let mut families: Vec<(String, String)> = self
+    pub fn families(&self) -> Vec<(Experiment, String)> {
+        let mut families: Vec<(Experiment, String)> = self
             .accuracy
             .keys()
-            .map(|(p, _, _)| (p.experiment.clone(), p.family.clone()))
+            .map(|(p, _, _)| (p.experiment, p.family.clone()))
             .collect();
         families.sort();
         families.dedup();
@@ -249,7 +249,7 @@ impl Analysis {
     }
 
     /// The points of a family, by length.
-    pub fn points(&self, experiment: &str, family: &str) -> Vec<Point> {
+    pub fn points(&self, experiment: Experiment, family: &str) -> Vec<Point> {
         let mut points: Vec<Point> = self
             .accuracy
             .keys()
@@ -270,7 +270,7 @@ impl Analysis {
     }
 
     /// The dimensions trained for any point of a family, ascending.
-    pub fn dims(&self, experiment: &str, family: &str) -> Vec<usize> {
+    pub fn dims(&self, experiment: Experiment, family: &str) -> Vec<usize> {
         let mut dims: Vec<usize> = self
             .accuracy
             .keys()
@@ -372,7 +372,7 @@ mod tests {
         );
         let local = Point::of(
             &run(&local_lis(8, 2), Standard, 16)
-                .experiment("locality")
+                .experiment(Experiment::Locality)
                 .record(),
         )
         .unwrap();
@@ -448,7 +448,7 @@ mod tests {
             "32 was never trained"
         );
         assert_eq!(
-            analysis.dims("general", "lis"),
+            analysis.dims(Experiment::General, "lis"),
             vec![16, 64],
             "the trained dims, ascending"
         );
@@ -596,7 +596,7 @@ mod tests {
             solved(&lis(16), Standard, 16, 1000.0).record(),
             solved(&lis(16), Sparse, 16, 500.0).record(),
             solved(&lis(8), Standard, 16, 10.0)
-                .experiment("ablation")
+                .experiment(Experiment::Locality)
                 .record(),
         ];
         let analysis = analyse(records);
@@ -664,19 +664,19 @@ mod tests {
             run(&lis(16), Standard, 16).record(),
             run(&lis(8), Standard, 16).record(),
             run(&local_lis(8, 2), Sliding { window: 4 }, 16)
-                .experiment("locality")
+                .experiment(Experiment::Locality)
                 .record(),
         ];
         let analysis = analyse(records);
         assert_eq!(
             analysis.families(),
             vec![
-                ("general".into(), "lis".into()),
-                ("locality".into(), "lis-window2".into())
+                (Experiment::General, "lis".into()),
+                (Experiment::Locality, "lis-window2".into())
             ]
         );
         let lengths: Vec<usize> = analysis
-            .points("general", "lis")
+            .points(Experiment::General, "lis")
             .iter()
             .map(|p| p.length)
             .collect();
@@ -684,7 +684,7 @@ mod tests {
             lengths.len() == 2 && lengths[0] < lengths[1],
             "by length: {lengths:?}"
         );
-        assert!(analysis.points("locality", "lis").is_empty());
+        assert!(analysis.points(Experiment::Locality, "lis").is_empty());
         assert_eq!(analysis.runs().count(), 3);
         assert!(analysis
             .runs()

@@ -2,10 +2,8 @@
 //! JSON file, written atomically once the run is finished.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -13,194 +11,14 @@ use std::time::Instant;
 
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
-use dpcot_train::{Backend, RunConfig, RunJob, RunSummary};
+use dpcot_train::{Backend, RunConfig, RunJob};
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
 
 use crate::profile::{Experiment, ModelChoice, Profile, TaskSweep};
+use crate::results::{read_record, write_atomic, write_json_atomic, Results, RunKey, RunRecord};
 use crate::search::min_passing;
+use crate::worker::WorkerCommand;
 use crate::AnalysisError;
-
-/// What identifies a run of a sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunKey {
-    /// The experiment (`general`, `locality`).
-    pub experiment: String,
-    /// The task at one size.
-    pub task: TaskSpec,
-    /// The compared model.
-    pub model: ModelChoice,
-    /// The embedding dimension.
-    pub d_model: usize,
-    /// The seed of the run (initialisation, data, batch order, dropout).
-    pub seed: u64,
-}
-
-impl RunKey {
-    /// File-name-safe and unique within a profile.
-    pub fn id(&self) -> String {
-        let task = self
-            .task
-            .build()
-            .map(|t| t.name())
-            .unwrap_or_else(|_| "invalid".into());
-        format!(
-            "{}-{}-{}-d{}-s{}",
-            self.experiment,
-            task,
-            self.model.name(),
-            self.d_model,
-            self.seed
-        )
-    }
-}
-
-/// One finished run: `records/<id>.json` of a results directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// Which run.
-    pub key: RunKey,
-    /// The run's whole configuration.
-    pub config: RunConfig,
-    /// What it reached and what it cost.
-    pub summary: RunSummary,
-    /// Wall time of the whole run process (data generation and evaluation included).
-    pub wall_seconds: f64,
-}
-
-impl RunRecord {
-    /// Measured wall time of greedy decoding per generated token, in seconds.
-    pub fn decode_seconds_per_token(&self) -> f64 {
-        self.summary.eval.decode_seconds / self.summary.eval.decode_tokens.max(1) as f64
-    }
-}
-
-/// The layout of a results directory.
-#[derive(Debug, Clone)]
-pub struct Results {
-    /// The results directory.
-    pub root: PathBuf,
-}
-
-impl Results {
-    /// The results directory `root` (created by the sweep).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    /// One JSON record per finished run.
-    pub fn records(&self) -> PathBuf {
-        self.root.join("records")
-    }
-    /// The profile the sweep ran, kept with its results.
-    pub fn profile(&self) -> PathBuf {
-        self.root.join("profile.toml")
-    }
-    /// The record of run `id`.
-    pub fn record(&self, id: &str) -> PathBuf {
-        self.records().join(format!("{id}.json"))
-    }
-    /// The run directory of run `id` (config, metrics, checkpoint, summary).
-    pub fn run_dir(&self, id: &str) -> PathBuf {
-        self.root.join("runs").join(id)
-    }
-    /// The job file a worker executes for run `id`.
-    pub fn job(&self, id: &str) -> PathBuf {
-        self.root.join("jobs").join(format!("{id}.json"))
-    }
-    /// The worker's log of run `id`.
-    pub fn log(&self, id: &str) -> PathBuf {
-        self.root.join("logs").join(format!("{id}.log"))
-    }
-
-    /// Every record in the directory, sorted by id.
-    pub fn load_records(&self) -> Result<Vec<RunRecord>, AnalysisError> {
-        let dir = self.records();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(Vec::new());
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
-        paths.iter().map(|p| read_record(p)).collect()
-    }
-}
-
-/// Reads a record; its task must build, which the report relies on.
-fn read_record(path: &Path) -> Result<RunRecord, AnalysisError> {
-    let text = std::fs::read_to_string(path).map_err(AnalysisError::io(path))?;
-    let invalid = |reason: String| AnalysisError::Record {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let record: RunRecord = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    record
-        .key
-        .task
-        .build()
-        .map_err(|e| invalid(format!("invalid task: {e}")))?;
-    Ok(record)
-}
-
-/// How a sweep starts the worker process that executes one run: a program and the arguments
-/// that come before the job file. The caller (the `dpcot` binary) says what it is; the sweep
-/// only appends the path of a [`RunJob`] file.
-#[derive(Debug, Clone)]
-pub struct WorkerCommand {
-    program: PathBuf,
-    args: Vec<OsString>,
-}
-
-impl WorkerCommand {
-    /// `program`, with no argument before the job file yet.
-    pub fn new(program: impl Into<PathBuf>) -> Self {
-        Self {
-            program: program.into(),
-            args: Vec::new(),
-        }
-    }
-
-    /// With `arg` before the job file.
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        self.args.push(arg.into());
-        self
-    }
-
-    /// The process that executes the job in `job`; on Linux it is killed when the sweep dies,
-    /// so that a killed sweep leaves no worker training on behind it.
-    fn command(&self, job: &Path) -> Command {
-        let mut command = Command::new(&self.program);
-        command.args(&self.args).arg(job);
-        #[cfg(target_os = "linux")]
-        die_with_parent(&mut command);
-        command
-    }
-}
-
-/// Makes the child receive SIGKILL when the thread that spawned it ends, which for a sweep
-/// means when the sweep process dies (its worker threads wait for their children).
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
-    // (prctl, getppid) and touches no memory shared with the parent.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before the request took effect.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other(
-                    "the sweep died while starting its worker",
-                ));
-            }
-            Ok(())
-        });
-    }
-}
 
 /// How to run a sweep.
 #[derive(Debug, Clone)]
@@ -460,7 +278,7 @@ fn search(
     for task in &group.chain {
         let mut passes = |i: usize| -> Result<bool, AnalysisError> {
             let key = RunKey {
-                experiment: group.sweep.experiment.to_string(),
+                experiment: group.sweep.experiment,
                 task: task.clone(),
                 model: group.model,
                 d_model: group.sweep.dims[i],
@@ -624,18 +442,10 @@ fn log_line(bar: &ProgressBar, quiet: bool, line: String) {
     }
 }
 
-/// [`dpcot_tasks::atomic::write_json_atomic`], its error naming the path.
-pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), AnalysisError> {
-    dpcot_tasks::atomic::write_json_atomic(path, value).map_err(AnalysisError::io(path))
-}
-
-/// [`dpcot_tasks::atomic::write_atomic`], its error naming the path.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
-    dpcot_tasks::atomic::write_atomic(path, bytes).map_err(AnalysisError::io(path))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -676,54 +486,5 @@ mod tests {
             keep_profile(&changed, &results).is_err(),
             "a changed sweep is not an addition"
         );
-    }
-
-    #[test]
-    fn a_record_with_an_invalid_task_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = Results::new(dir.path());
-        std::fs::create_dir_all(results.records()).unwrap();
-        let path = results.record("bad");
-        std::fs::write(&path, "{}").unwrap();
-        assert!(matches!(
-            results.load_records(),
-            Err(AnalysisError::Record { .. })
-        ));
-        let key = RunKey {
-            experiment: "general".into(),
-            task: TaskSpec::Lis {
-                length: 0,
-                range: 250,
-                window: None,
-            },
-            model: ModelChoice::Standard,
-            d_model: 8,
-            seed: 1,
-        };
-        let summary = r#"{"task":"x","attention":"softmax","d_model":8,"backend":"flex","steps":1,"reached_target":null,"parameters":1,"train_seconds":0.0,"train_tokens":0,"train_tokens_per_second":0.0,"train_flops":0.0,"decode_flops_per_token":0.0,"eval":{"examples":0,"headline":0.0,"headline_metric":"teacher_forced","answer_accuracy":0.0,"chain_accuracy":0.0,"well_formed":0.0,"teacher_forced_accuracy":0.0,"first_wrong_step":[],"first_wrong_kind":{},"teacher_forced_first_wrong_step":[],"decode_tokens":0,"decode_seconds":0.0,"decode_tokens_per_second":0.0}}"#;
-        let config = r#"{"task":{"task":"lis","length":4,"range":250},"model":{"vocab_size":253,"max_len":12,"d_model":8},"train":{"steps":1},"data":{"source":"generated","train":1,"test":1,"seed":1}}"#;
-        let record = format!(
-            r#"{{"key":{},"config":{config},"summary":{summary},"wall_seconds":0.0}}"#,
-            serde_json::to_string(&key).unwrap()
-        );
-        std::fs::write(&path, record).unwrap();
-        let err = results.load_records().unwrap_err();
-        assert!(err.to_string().contains("invalid task"), "{err}");
-    }
-
-    #[test]
-    fn ids_name_the_run() {
-        let key = RunKey {
-            experiment: "general".into(),
-            task: TaskSpec::Lis {
-                length: 8,
-                range: 250,
-                window: Some(2),
-            },
-            model: ModelChoice::Linear,
-            d_model: 64,
-            seed: 3,
-        };
-        assert_eq!(key.id(), "general-lis-8-window2-linear-d64-s3");
     }
 }

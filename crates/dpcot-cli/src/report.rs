@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 use dpcot_analysis::profile::Profile;
-use dpcot_analysis::sweep::Results;
+use dpcot_analysis::results::Results;
 
 #[derive(Args)]
 pub struct ReportArgs {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use dpcot_analysis::profile::{Experiment, Profile};
-use dpcot_analysis::sweep::{Results, Shard, SweepOptions, WorkerCommand};
+use dpcot_analysis::results::Results;
+use dpcot_analysis::sweep::{Shard, SweepOptions};
+use dpcot_analysis::worker::WorkerCommand;
 
 use crate::args::BackendArgs;
 

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dpcot_analysis::profile::Profile;
-use dpcot_analysis::sweep::{search_groups, Results, RunKey};
+use dpcot_analysis::results::{Results, RunKey};
+use dpcot_analysis::sweep::search_groups;
 use dpcot_train::Backend;
 
 fn smoke_profile() -> PathBuf {
@@ -63,7 +64,7 @@ fn assert_searches_complete(profile: &Profile, results: &Results) {
     for group in search_groups(profile, &[]).unwrap() {
         for task in &group.chain {
             let key = |d: usize| RunKey {
-                experiment: group.sweep.experiment.to_string(),
+                experiment: group.sweep.experiment,
                 task: task.clone(),
                 model: group.model,
                 d_model: d,

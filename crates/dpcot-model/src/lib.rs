@@ -19,6 +19,8 @@
 //! # Ok::<(), dpcot_model::ModelError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod choice;
 pub mod config;
 mod error;
