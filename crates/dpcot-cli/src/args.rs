@@ -16,34 +16,14 @@ pub struct TaskArgs {
     /// Number of operators (arithmetic) or input length (lis, ed).
     #[arg(long)]
     size: usize,
-    /// Arithmetic modulus, a prime [default: 11].
-    #[arg(long)]
-    modulus: Option<u32>,
-    /// LIS number range R, inputs in [n+1, R-1] [default: max(250, n+150)].
-    #[arg(long)]
-    range: Option<u32>,
-    /// LIS locality window m: dp_i looks back m positions only.
-    #[arg(long)]
-    window: Option<usize>,
-    /// Edit-distance number tokens 0..K [default: max(60, largest table value + 1)].
-    #[arg(long)]
-    numbers: Option<u32>,
-    /// Edit-distance band w: only cells with |i - j| <= w.
-    #[arg(long)]
-    band: Option<usize>,
+    #[command(flatten)]
+    options: TaskOptions,
 }
 
 impl TaskArgs {
     /// The task these flags name.
     pub fn spec(&self) -> Result<TaskSpec> {
-        let options = TaskOptions {
-            modulus: self.modulus,
-            range: self.range,
-            window: self.window,
-            numbers: self.numbers,
-            band: self.band,
-        };
-        Ok(TaskSpec::new(self.task, self.size, &options)?)
+        Ok(TaskSpec::new(self.task, self.size, &self.options)?)
     }
 }
 

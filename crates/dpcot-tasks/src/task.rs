@@ -184,18 +184,25 @@ impl std::str::FromStr for TaskKind {
 /// The task names the command line accepts.
 pub const TASK_NAMES: &str = "arithmetic, lis, ed";
 
-/// Optional knobs for [`TaskSpec::from_name`]; `None` takes the task's default.
+/// Optional knobs for [`TaskSpec::new`]; `None` takes the task's default. On the command line
+/// (feature `clap`) each is a flag of the same name.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TaskOptions {
-    /// Arithmetic modulus (prime). Default 11.
+    /// Arithmetic modulus, a prime [default: 11].
+    #[cfg_attr(feature = "clap", arg(long))]
     pub modulus: Option<u32>,
-    /// LIS number range R (inputs in `[n+1, R-1]`). Default max(250, n + 150).
+    /// LIS number range R, inputs in [n+1, R-1] [default: max(250, n+150)].
+    #[cfg_attr(feature = "clap", arg(long))]
     pub range: Option<u32>,
-    /// LIS locality window m.
+    /// LIS locality window m: dp_i looks back m positions only.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub window: Option<usize>,
-    /// Edit-distance number tokens. Default max(60, largest reachable value + 1).
+    /// Edit-distance number tokens 0..K [default: max(60, largest table value + 1)].
+    #[cfg_attr(feature = "clap", arg(long))]
     pub numbers: Option<u32>,
-    /// Edit-distance band w.
+    /// Edit-distance band w: only cells with |i - j| <= w.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub band: Option<usize>,
 }
 
