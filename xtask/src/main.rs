@@ -123,19 +123,30 @@ fn pass_through(subcommand: &str, args: PassThrough) -> Result<()> {
     Ok(())
 }
 
-/// Builds the `dpcot` binary in the workspace's one build profile, with cargo's progress in
-/// view, and returns its path.
+/// Builds the `dpcot` binary, with cargo's progress in view, and returns its path.
+///
+/// It builds what `cargo test --workspace` builds (all targets of the workspace): cargo
+/// resolves features per selection, so building the binary alone (`-p dpcot-cli`, or
+/// `--bins`) would compile burn a second time with another feature set.
 fn build_dpcot(build: &BuildArgs) -> Result<PathBuf> {
-    let mut args = vec![
+    let mut args: Vec<String> = [
         "build",
-        "-p",
-        "dpcot-cli",
-        "--bin",
-        "dpcot",
+        "--workspace",
+        "--all-targets",
         "--message-format=json-render-diagnostics",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
     if let Some(features) = &build.features {
-        args.extend(["--features", features]);
+        // Features of the binary's package, whichever way they were written.
+        let features: Vec<String> = features
+            .split(',')
+            .map(|f| match f.trim() {
+                f if f.contains('/') => f.to_string(),
+                f => format!("dpcot-cli/{f}"),
+            })
+            .collect();
+        args.extend(["--features".to_string(), features.join(",")]);
     }
     eprintln!(
         "building dpcot (cargo {}); the first build compiles burn and takes several minutes",
@@ -155,14 +166,29 @@ fn build_dpcot(build: &BuildArgs) -> Result<PathBuf> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Artifact>(line).ok())
-        .find_map(|artifact| artifact.executable)
+        .find(|a| a.target.name == "dpcot" && a.target.kind == ["bin"] && !a.profile.test)
+        .and_then(|artifact| artifact.executable)
         .context("cargo built no dpcot executable")
 }
 
-/// The part of cargo's `compiler-artifact` message that names an executable.
+/// The parts of cargo's `compiler-artifact` message that name a target's executable.
 #[derive(serde::Deserialize)]
 struct Artifact {
+    target: ArtifactTarget,
+    /// Set for the binary's unit-test harness, which has the binary's name too.
+    profile: ArtifactProfile,
     executable: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct ArtifactProfile {
+    test: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ArtifactTarget {
+    name: String,
+    kind: Vec<String>,
 }
 
 /// What `.ci/run` runs, with the same `--locked`.
