@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use dpcot_tasks::DpTask;
-use dpcot_train::{EvalMetrics, RunDir};
+use dpcot_train::{EvalMetrics, RunDir, TrainConfig};
 
 use crate::args::BackendArgs;
 use crate::interop;
@@ -17,7 +17,7 @@ pub struct EvalArgs {
     #[arg(long, required_unless_present = "checkpoint")]
     run: Option<PathBuf>,
     /// Sequences decoded at once.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_BATCH_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
     #[command(flatten)]
     backend: BackendArgs,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use dpcot_tasks::{dataset, DpTask, GenerateConfig};
+use dpcot_train::TrainConfig;
 
 use crate::args::TaskArgs;
 
@@ -20,7 +21,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 10_000)]
     test: usize,
     /// Seed of the generator.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_SEED)]
     seed: u64,
     /// Arithmetic: mix smaller operator counts into the training set, share proportional to the count.
     #[arg(long)]

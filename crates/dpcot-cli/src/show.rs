@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use dpcot_tasks::DpTask;
+use dpcot_train::TrainConfig;
 use rand::SeedableRng;
 
 use crate::args::TaskArgs;
@@ -15,7 +16,7 @@ pub struct ShowArgs {
     #[arg(short = 'n', long, default_value_t = 3)]
     count: usize,
     /// Seed of the generator.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_SEED)]
     seed: u64,
 }
 
