@@ -6,7 +6,7 @@ use std::path::Path;
 
 use dpcot_model::dpcot_attention::AttentionKind;
 use dpcot_model::{ModelConfig, ModelOverrides};
-use dpcot_tasks::{TaskKind, TaskOptions, TaskSpec};
+use dpcot_tasks::{DpTask, TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::{DataOverrides, TrainOverrides};
 use serde::{Deserialize, Serialize};
 
@@ -267,9 +267,24 @@ impl Profile {
                     self.heads()
                 ));
             }
-            sweep
+            let chains = sweep
                 .points()
                 .map_err(|e| format!("{} sweep: {e}", sweep.task))?;
+            if sweep.models(self).contains(&ModelChoice::Sparse) && self.model.sets_sparse() {
+                // The pattern must fit every size: the summary width may not exceed the block.
+                for spec in chains.iter().flatten() {
+                    let task = spec.build().map_err(|e| format!("{spec:?}: {e}"))?;
+                    let config = ModelConfig::new(
+                        task.vocab().len(),
+                        task.max_len(),
+                        self.heads(),
+                        ModelChoice::Sparse.attention(),
+                    );
+                    self.model.apply(config).validate().map_err(|e| {
+                        format!("the sparse settings do not fit {}: {e}", task.name())
+                    })?;
+                }
+            }
         }
         Ok(())
     }
@@ -362,6 +377,18 @@ models = ["standard", { sliding = { window = 3 } }]
                 "colour",
             ),
             (
+                PROFILE
+                    .replace(
+                        "[train]",
+                        "[model]\nsparse_block_size = 2\nsparse_summary_width = 3\n[train]",
+                    )
+                    .replace(
+                        "models = [\"standard\", \"linear\"]",
+                        "models = [\"standard\", \"sparse\"]",
+                    ),
+                "sparse settings do not fit",
+            ),
+            (
                 PROFILE.replace("experiment = \"locality\"", "experiment = \"local\""),
                 "unknown variant `local`",
             ),
@@ -405,5 +432,29 @@ models = ["standard", { sliding = { window = 3 } }]
         let config = p.sweeps[0].train.or(&p.train).config();
         assert_eq!((config.steps, config.batch_size), (40, 4));
         assert_eq!(p.sweeps[1].train.or(&p.train).config().steps, 10);
+    }
+
+    #[test]
+    fn sparse_settings_reach_the_sparse_runs() {
+        let text = PROFILE
+            .replace("[train]", "[model]\nsparse_summary_width = 2\n[train]")
+            .replace(
+                "models = [\"standard\", \"linear\"]",
+                "models = [\"standard\", \"sparse\"]",
+            );
+        let (_dir, path) = write(&text);
+        let p = Profile::load(&path).unwrap();
+        assert_eq!(p.model.sparse_summary_width, Some(2));
+        let model = p
+            .model
+            .apply(ModelConfig::new(10, 20, 8, ModelChoice::Sparse.attention()));
+        assert!(matches!(
+            model.attention,
+            AttentionKind::Sparse {
+                summary_width: 2,
+                block_size: None,
+                ..
+            }
+        ));
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use dpcot_model::dpcot_attention::AttentionKind;
+
 use crate::plots;
 use crate::profile::{Experiment, ModelChoice, Profile};
 use crate::results::{write_atomic, Results, RunRecord};
@@ -233,7 +235,7 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
          when its headline accuracy (the paper's metric: final-answer accuracy for arithmetic, \
          teacher-forced exact match for LIS and ED) reaches {:.0}%. The minimal dimension is \
          searched by bisection over the grid (each search starting from the answer for the next \
-         smaller size), so blank heatmap cells were not trained. {} runs.\n",
+         smaller size), so blank heatmap cells were not trained. {} runs. {}\n",
         model.n_layers,
         model.n_heads,
         model.dropout,
@@ -245,9 +247,26 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
         profile.data.test(),
         profile.seeds,
         100.0 * profile.threshold,
-        analysis.records.len()
+        analysis.records.len(),
+        sparse_pattern(profile)
     )
     .unwrap();
+}
+
+/// How the Sparse Transformer's pattern was set, for the report's setup line.
+fn sparse_pattern(profile: &Profile) -> String {
+    let block = match profile.model.sparse_block_size {
+        Some(b) => format!("blocks of {b}"),
+        None => "blocks of ⌈√L⌉".to_string(),
+    };
+    let width = profile
+        .model
+        .sparse_summary_width
+        .unwrap_or(AttentionKind::DEFAULT_SUMMARY_WIDTH);
+    format!(
+        "Sparse Transformer: Child et al.'s fixed pattern, {block}, {width} summary position{} per block.",
+        if width == 1 { "" } else { "s" }
+    )
 }
 
 fn min_dim_table(

@@ -73,7 +73,7 @@ pub enum SparsePattern {
 }
 
 fn default_summary_width() -> usize {
-    1
+    AttentionKind::DEFAULT_SUMMARY_WIDTH
 }
 
 fn default_chunk_size() -> usize {
@@ -85,6 +85,11 @@ fn default_eps() -> f64 {
 }
 
 impl AttentionKind {
+    /// Summary positions per block of the fixed sparse pattern when not given: one, the most
+    /// restrictive choice of Child et al. (2019), which keeps a query's cost at `B + L/B`
+    /// positions, `O(√L)` at the default block size — the efficient model at its cheapest.
+    pub const DEFAULT_SUMMARY_WIDTH: usize = 1;
+
     /// Sparse attention with the fixed pattern and its defaults: one summary position per
     /// block, the block size `block_size` or `⌈√max_len⌉`.
     pub fn sparse(block_size: Option<usize>) -> Self {

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dpcot_model::dpcot_attention::AttentionKind;
-use dpcot_model::{ModelChoice, ModelFamily};
+use dpcot_model::{ModelChoice, ModelFamily, ModelOverrides};
 use dpcot_tasks::{TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::Backend;
 
@@ -27,15 +27,12 @@ impl TaskArgs {
     }
 }
 
-/// Which model, and its attention's knobs.
+/// Which model (its attention's settings are [`ModelOverrides`]).
 #[derive(Args)]
 pub struct ModelArgs {
     /// The compared model.
     #[arg(long, value_enum, default_value_t = ModelFamily::Standard)]
     model: ModelFamily,
-    /// Sparse block size, with --model sparse [default: ceil(sqrt(max length))].
-    #[arg(long)]
-    block_size: Option<usize>,
     /// Sliding-window width, with --model sliding (required there).
     #[arg(long, required_if_eq("model", "sliding"))]
     attention_window: Option<usize>,
@@ -48,13 +45,14 @@ impl ModelArgs {
             .context("--attention-window goes with --model sliding, and only with it")
     }
 
-    /// The attention of every layer: the model's, with the block size if given.
-    pub fn attention(&self) -> Result<AttentionKind> {
-        match (self.choice()?, self.block_size) {
-            (ModelChoice::Sparse, block_size) => Ok(AttentionKind::sparse(block_size)),
-            (other, Some(_)) => bail!("--block-size goes with --model sparse, not {other}"),
-            (other, None) => Ok(other.attention()),
+    /// The attention of every layer, before `settings` are applied; an error if `settings`
+    /// hold sparse settings for another model.
+    pub fn attention(&self, settings: &ModelOverrides) -> Result<AttentionKind> {
+        let choice = self.choice()?;
+        if settings.sets_sparse() && choice != ModelChoice::Sparse {
+            bail!("--sparse-block-size and --sparse-summary-width go with --model sparse, not {choice}");
         }
+        Ok(choice.attention())
     }
 }
 

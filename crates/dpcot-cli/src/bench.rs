@@ -48,7 +48,7 @@ pub struct BenchArgs {
 impl BenchArgs {
     fn spec(&self) -> Result<BenchSpec> {
         let mut spec = BenchSpec::new(
-            self.model.attention()?,
+            self.model.attention(&self.model_settings)?,
             self.d_model,
             self.seq_len,
             self.batch,

@@ -61,7 +61,7 @@ impl TrainArgs {
             built.vocab().len(),
             built.max_len(),
             self.d_model,
-            self.model.attention()?,
+            self.model.attention(&self.model_settings)?,
         ));
         let seed = self.seed.unwrap_or(TrainConfig::DEFAULT_SEED);
         let train = self
@@ -176,11 +176,12 @@ mod tests {
 
     #[test]
     fn given_flags_replace_only_their_field() {
-        let config =
-            parse("--n-layers 2 --learning-rate 0.01 --model sparse --block-size 4 --seed 7")
-                .unwrap()
-                .run_config()
-                .unwrap();
+        let config = parse(
+            "--n-layers 2 --learning-rate 0.01 --model sparse --sparse-block-size 4 --seed 7",
+        )
+        .unwrap()
+        .run_config()
+        .unwrap();
         assert_eq!(config.model.n_layers, 2);
         assert_eq!(config.model.n_heads, ModelConfig::DEFAULT_N_HEADS);
         assert_eq!(config.model.attention, AttentionKind::sparse(Some(4)));
@@ -190,8 +191,11 @@ mod tests {
 
     #[test]
     fn flags_that_do_not_apply_are_errors() {
-        let err = parse("--block-size 4").unwrap().run_config().unwrap_err();
-        assert!(err.to_string().contains("--block-size"), "{err}");
+        let err = parse("--sparse-block-size 4")
+            .unwrap()
+            .run_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--sparse-block-size"), "{err}");
         let err = parse("--attention-window 4")
             .unwrap()
             .run_config()

@@ -168,6 +168,15 @@ pub struct ModelOverrides {
     #[cfg_attr(feature = "clap", arg(long, help = flag_help("Dropout probability", ModelConfig::DEFAULT_DROPOUT)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// Sparse attention's block size B [default: ⌈√L⌉]; applies to sparse models only.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_block_size: Option<usize>,
+    /// Sparse attention's summary positions per block c (fixed pattern); applies to sparse
+    /// models only.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Sparse attention's summary positions per block (fixed pattern)", AttentionKind::DEFAULT_SUMMARY_WIDTH)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_summary_width: Option<usize>,
 }
 
 /// The help of a command-line flag that overrides a config field: what it is and the default
@@ -189,7 +198,21 @@ impl ModelOverrides {
         if let Some(dropout) = self.dropout {
             config.dropout = dropout;
         }
+        if let AttentionKind::Sparse {
+            block_size,
+            summary_width,
+            ..
+        } = &mut config.attention
+        {
+            *block_size = self.sparse_block_size.or(*block_size);
+            *summary_width = self.sparse_summary_width.unwrap_or(*summary_width);
+        }
         config
+    }
+
+    /// Whether a setting of sparse attention is given (which only a sparse model can take).
+    pub fn sets_sparse(&self) -> bool {
+        self.sparse_block_size.is_some() || self.sparse_summary_width.is_some()
     }
 }
 
@@ -248,5 +271,50 @@ mod tests {
             Err(ModelError::Io { .. })
         ));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sparse_settings_reach_sparse_attention_only() {
+        let overrides = ModelOverrides {
+            sparse_block_size: Some(6),
+            sparse_summary_width: Some(2),
+            ..Default::default()
+        };
+        let sparse = overrides.apply(ModelConfig::new(20, 30, 64, AttentionKind::sparse(None)));
+        assert!(matches!(
+            sparse.attention,
+            AttentionKind::Sparse {
+                block_size: Some(6),
+                summary_width: 2,
+                ..
+            }
+        ));
+        sparse.validate().unwrap();
+        let softmax = overrides.apply(ModelConfig::new(20, 30, 64, AttentionKind::Softmax));
+        assert_eq!(softmax.attention, AttentionKind::Softmax);
+
+        let too_wide = ModelOverrides {
+            sparse_block_size: Some(2),
+            sparse_summary_width: Some(3),
+            ..Default::default()
+        }
+        .apply(ModelConfig::new(20, 30, 64, AttentionKind::sparse(None)));
+        assert!(too_wide.validate().is_err(), "c may not exceed B");
+        let width_only = ModelOverrides {
+            sparse_summary_width: Some(3),
+            ..Default::default()
+        }
+        .apply(ModelConfig::new(20, 30, 64, AttentionKind::sparse(None)));
+        assert!(
+            matches!(
+                width_only.attention,
+                AttentionKind::Sparse {
+                    block_size: None,
+                    summary_width: 3,
+                    ..
+                }
+            ),
+            "the block size keeps its default"
+        );
     }
 }
