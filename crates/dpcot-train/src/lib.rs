@@ -47,6 +47,6 @@ pub use config::{DataOverrides, DataSource, RunConfig, TrainConfig, TrainOverrid
 pub use error::TrainError;
 pub use eval::{evaluate, evaluate_run, EvalMetrics, Headline};
 pub use job::RunJob;
-pub use metrics::{MetricsLine, RunSummary};
+pub use metrics::{MetricsLine, RunEnding, RunSummary};
 pub use run_dir::RunDir;
 pub use train::{train, TrainOptions};

@@ -74,6 +74,54 @@ pub struct RunSummary {
     /// in a process of its own, as the sweeps do.
     #[serde(default)]
     pub peak_memory_bytes: Option<u64>,
-    /// Evaluation on the whole test split.
+    /// Evaluation on the whole test split: what the report shows.
     pub eval: EvalMetrics,
+    /// Evaluation on the whole validation split: what early stopping and a sweep's pass/fail
+    /// decision read. `None` for runs without one (older runs, which decided on `eval`).
+    #[serde(default)]
+    pub validation: Option<EvalMetrics>,
+    /// How the run ended; `None` for runs from before endings were recorded.
+    #[serde(default)]
+    pub ending: Option<RunEnding>,
+}
+
+impl RunSummary {
+    /// The accuracy that decides whether the run passed: the validation split's headline, or
+    /// the test split's for runs without a validation split.
+    pub fn decision_accuracy(&self) -> f64 {
+        self.validation.as_ref().unwrap_or(&self.eval).headline
+    }
+}
+
+/// How a run ended. Every run ends in exactly one of these ways; see
+/// [`crate::config::TrainConfig::plateau_patience`] for the rule that tells the last two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEnding {
+    /// An evaluation on the validation split reached the target accuracy.
+    Passed,
+    /// Validation accuracy stopped improving: the last `plateau_patience` evaluations did not
+    /// beat the best before them by more than `plateau_min_delta`. Evidence of missing
+    /// capacity (at this training recipe), not of a short budget.
+    Plateaued,
+    /// The step cap was reached while validation accuracy was still improving: the run says
+    /// nothing about capacity.
+    OutOfBudget,
+}
+
+impl RunEnding {
+    /// The name used in reports and logs: `passed`, `plateaued`, `out of budget`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEnding::Passed => "passed",
+            RunEnding::Plateaued => "plateaued",
+            RunEnding::OutOfBudget => "out of budget",
+        }
+    }
+}
+
+impl std::fmt::Display for RunEnding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -232,5 +232,7 @@ fn summarize(
             / task.max_len() as f64,
         peak_memory_bytes: peak_memory_bytes(),
         eval,
+        validation: None,
+        ending: None,
     })
 }
