@@ -1,10 +1,10 @@
 //! Hand-made run records for the unit tests of the summary and the report: each says only what
-//! a test needs (task, model, dimension, seed, headline accuracy, decode cost), the rest is a
-//! fixed, valid filler.
+//! a test needs (task, model, dimension, seed, test and validation accuracy, ending, decode
+//! cost), the rest is a fixed, valid filler.
 
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
-use dpcot_train::{DataSource, RunConfig, RunSummary, TrainConfig};
+use dpcot_train::{DataSource, RunConfig, RunEnding, RunSummary, TrainConfig};
 
 use crate::profile::{Experiment, ModelChoice};
 use crate::results::{RunKey, RunRecord};
@@ -33,7 +33,8 @@ pub(crate) struct Run {
 }
 
 /// A finished run of `model` at `d_model` on `task`: experiment `general`, seed 1, headline
-/// accuracy 0, d_model² parameters and decode FLOPs per token, 1 µs per decoded token.
+/// test accuracy 0, no validation split and no recorded ending (a run from before either was
+/// recorded, decided on its test accuracy), d_model² parameters and decode FLOPs per token, 1 µs per decoded token.
 pub(crate) fn run(task: &TaskSpec, model: ModelChoice, d_model: usize) -> Run {
     let built = task.build().expect("fixture tasks are valid");
     let square = (d_model * d_model) as f64;
@@ -64,9 +65,11 @@ pub(crate) fn run(task: &TaskSpec, model: ModelChoice, d_model: usize) -> Run {
         ),
         train: TrainConfig::new(100),
         data: DataSource::Generated {
-            train: 10,
+            train: Some(10),
+            validation: 10,
             test: 10,
             seed: 1,
+            mix_smaller: false,
         },
     };
     Run {
@@ -100,6 +103,20 @@ impl Run {
         let eval = &mut self.record.summary.eval;
         eval.headline = accuracy;
         eval.teacher_forced_accuracy = accuracy;
+        self
+    }
+
+    /// A validation split whose headline accuracy is `accuracy` (the one that decides).
+    pub(crate) fn validation(mut self, accuracy: f64) -> Self {
+        let mut validation = self.record.summary.eval.clone();
+        validation.headline = accuracy;
+        validation.teacher_forced_accuracy = accuracy;
+        self.record.summary.validation = Some(validation);
+        self
+    }
+
+    pub(crate) fn ending(mut self, ending: RunEnding) -> Self {
+        self.record.summary.ending = Some(ending);
         self
     }
 

@@ -1,6 +1,12 @@
 //! Figures (PNG and SVG, with plotters): the accuracy heatmap of the paper's Figure 1, the
 //! minimal dimension against the problem size, and compute ratios at equal accuracy.
+//!
+//! Every minimal-dimension figure draws the same way ([`MinDimCurve`]): the mean over seeds
+//! with the seeds' range as an error bar, each model nudged sideways and given its own marker
+//! so that coinciding curves stay visible, and a hollow marker with an arrow above the grid's
+//! top where some seed solved the problem at no trained dimension.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -9,10 +15,22 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::profile::{Experiment, ModelChoice};
-use crate::summary::{Analysis, Point};
+use crate::summary::{length_meaning, Analysis, Point, Spread};
 use crate::AnalysisError;
 
 const FONT: &str = "sans-serif";
+
+/// Where an unsolved point is drawn: this factor above the largest trained dimension.
+const UNSOLVED_LIFT: f64 = 1.3;
+
+/// The room above the largest trained dimension when unsolved points are drawn there.
+const UNSOLVED_HEADROOM: f64 = 1.8;
+
+/// How far apart the models' curves are nudged, as a fraction of the x axis per model.
+const NUDGE: f64 = 0.012;
+
+/// Untrained heatmap cells.
+const UNTRAINED: RGBColor = RGBColor(220, 220, 220);
 
 /// plotters draws text with an embedded font (DejaVu Sans), so figures render the same on
 /// machines without system fonts.
@@ -57,48 +75,139 @@ macro_rules! figure {
     };
 }
 
-type Log2Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+/// An axis range showing every value with room either side: a factor of 1.15 on a log scale
+/// (1.5 around a single value), 8% of the span on a linear one (20% of the value, at least 1,
+/// around a single value). Non-finite values, and on a log scale values ≤ 0, are ignored;
+/// `fallback` when none is left.
+fn padded_range(values: &[f64], log: bool, fallback: (f64, f64)) -> (f64, f64) {
+    let (lo, hi) = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        return fallback;
+    }
+    if log {
+        let factor = if lo == hi { 1.5 } else { 1.15 };
+        (lo / factor, hi * factor)
+    } else {
+        let pad = if lo == hi {
+            (0.2 * lo.abs()).max(1.0)
+        } else {
+            0.08 * (hi - lo)
+        };
+        (lo - pad, hi + pad)
+    }
+}
 
-/// A white figure with a title, a linear x axis from 0 and a y axis in log₂ units: series are
-/// drawn at `(x, log₂ y)` (see [`log2`]) and the y labels show `y` itself, `label(y)`.
-fn log2_chart<'a, DB: DrawingBackend>(
+/// How a figure's data map onto its chart: y on a log₂ scale, x on a log₂ or a linear one.
+/// Series are drawn at [`Axes::at`]; the labels show the data's own values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Axes {
+    /// The data range of x.
+    x: (f64, f64),
+    /// The data range of y (positive).
+    y: (f64, f64),
+    /// Whether x is on a log₂ scale.
+    x_log: bool,
+}
+
+impl Axes {
+    /// Axes showing `xs` and `ys` with room (see [`padded_range`]).
+    fn fitting(xs: &[f64], ys: &[f64], x_log: bool) -> Self {
+        Self {
+            x: padded_range(xs, x_log, (1.0, 2.0)),
+            y: padded_range(ys, true, (16.0, 32.0)),
+            x_log,
+        }
+    }
+
+    fn chart_x(&self, x: f64) -> f64 {
+        if self.x_log {
+            x.log2()
+        } else {
+            x
+        }
+    }
+
+    /// A data point in chart coordinates.
+    fn at(&self, (x, y): (f64, f64)) -> (f64, f64) {
+        (self.chart_x(x), y.log2())
+    }
+
+    fn all(&self, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        points.iter().map(|&p| self.at(p)).collect()
+    }
+
+    fn chart_x_range(&self) -> Range<f64> {
+        self.chart_x(self.x.0)..self.chart_x(self.x.1)
+    }
+
+    /// `n` data x values evenly spread in chart coordinates across the axis.
+    fn sweep_x(&self, n: usize) -> Vec<f64> {
+        let Range { start, end } = self.chart_x_range();
+        (0..n)
+            .map(|i| start + (end - start) * i as f64 / (n - 1).max(1) as f64)
+            .map(|x| if self.x_log { x.exp2() } else { x })
+            .collect()
+    }
+
+    /// The sideways shift, in chart units, of series `k` of `n`: centred on zero, a small
+    /// fraction of the axis per series, so that coinciding points stay apart.
+    fn nudge(&self, k: usize, n: usize) -> f64 {
+        let Range { start, end } = self.chart_x_range();
+        (k as f64 - (n as f64 - 1.0) / 2.0) * NUDGE * (end - start)
+    }
+}
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white figure with a title and `axes`; the labels show the data's values, y's as `label(y)`.
+fn chart<'a, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     title: &str,
-    x_max: f64,
-    (y_min, y_max): (f64, f64),
+    axes: &Axes,
     (x_desc, y_desc): (&str, &str),
     label: fn(f64) -> String,
-) -> Result<Log2Chart<'a, DB>, String> {
+) -> Result<Chart<'a, DB>, String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (lo, hi) = (y_min.log2(), y_max.log2());
+    let (lo, hi) = (axes.y.0.log2(), axes.y.1.log2());
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 16))
         .margin(10)
-        .x_label_area_size(36)
+        .x_label_area_size(40)
         .y_label_area_size(56)
-        .build_cartesian_2d(0f64..x_max, lo..hi)
+        .build_cartesian_2d(axes.chart_x_range(), lo..hi)
         .map_err(|e| e.to_string())?;
     // One label per power of two in range (at least a few).
     let labels = ((hi - lo).ceil() as usize + 1).max(3);
+    let x_log = axes.x_log;
+    let x_label = move |x: &f64| {
+        let x = if x_log { x.exp2() } else { *x };
+        if x.abs() >= 10.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
         .y_labels(labels)
         .y_label_formatter(&|v| label(v.exp2()))
+        .x_label_formatter(&x_label)
         .label_style((FONT, 12))
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(chart)
 }
 
-/// Points in the coordinates of [`log2_chart`].
-fn log2(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    points.iter().map(|&(x, y)| (x, y.log2())).collect()
-}
-
 /// A legend box in the upper left corner.
-fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Log2Chart<'a, DB>) -> Result<(), String> {
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -109,9 +218,9 @@ fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Log2Chart<'a, DB>) -> Result<
         .map_err(|e| e.to_string())
 }
 
-/// Markers told apart even where the models' points coincide.
+/// Markers told apart by shape and size even where the models' points coincide.
 fn draw_markers<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Log2Chart<'a, DB>,
+    chart: &mut Chart<'a, DB>,
     model: ModelChoice,
     points: &[(f64, f64)],
     colour: RGBColor,
@@ -145,35 +254,6 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
     result.map_err(|e| e.to_string())
 }
 
-/// The y range of a minimal-dimension plot: the values found, and at least 16 to 32, with room.
-fn dimension_range(values: &[f64]) -> (f64, f64) {
-    let low = values.iter().copied().fold(16.0, f64::min);
-    let high = values.iter().copied().fold(32.0, f64::max);
-    (low / 1.5, high * 1.5)
-}
-
-/// One model's curve (`faded` for a reference curve) with its markers and legend entry.
-fn draw_model_line<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Log2Chart<'a, DB>,
-    label: &str,
-    model: ModelChoice,
-    faded: bool,
-    points: &[(f64, f64)],
-) -> Result<(), String> {
-    let colour = model_colour(model);
-    let style = if faded {
-        colour.mix(0.35).stroke_width(2)
-    } else {
-        colour.stroke_width(2)
-    };
-    chart
-        .draw_series(LineSeries::new(log2(points), style))
-        .map_err(|e| e.to_string())?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
-    draw_markers(chart, model, &log2(points), colour)
-}
-
 /// Red (0) through yellow to green (1).
 fn accuracy_colour(accuracy: f64) -> HSLColor {
     HSLColor(accuracy.clamp(0.0, 1.0) / 3.0, 0.65, 0.55)
@@ -188,9 +268,245 @@ fn model_colour(model: ModelChoice) -> RGBColor {
     }
 }
 
+/// One curve of minimal dimensions against x (L, or the locality m): the spread over seeds
+/// where every seed solved the problem, and the x values where some seed did not.
+#[derive(Debug, Clone, PartialEq)]
+struct MinDimCurve {
+    label: String,
+    model: ModelChoice,
+    /// A reference curve, drawn faded.
+    faded: bool,
+    solved: Vec<(f64, Spread)>,
+    unsolved: Vec<f64>,
+}
+
+impl MinDimCurve {
+    /// `model`'s curve over `points`, each at its x; points the model was not run on are left
+    /// out.
+    fn of<'p>(
+        analysis: &Analysis,
+        model: ModelChoice,
+        points: impl IntoIterator<Item = (f64, &'p Point)>,
+        label: String,
+        faded: bool,
+    ) -> Self {
+        let mut curve = Self {
+            label,
+            model,
+            faded,
+            solved: Vec::new(),
+            unsolved: Vec::new(),
+        };
+        for (x, point) in points {
+            if let Some(spread) = analysis.min_dim(point, model) {
+                curve.solved.push((x, spread));
+            } else if analysis.unsolved(point, model).is_some() {
+                curve.unsolved.push(x);
+            }
+        }
+        curve
+    }
+
+    fn means(&self) -> Vec<(f64, f64)> {
+        self.solved.iter().map(|(x, s)| (*x, s.mean)).collect()
+    }
+
+    /// Every x the curve has a point at, solved or not.
+    fn xs(&self) -> impl Iterator<Item = f64> + '_ {
+        self.solved
+            .iter()
+            .map(|(x, _)| *x)
+            .chain(self.unsolved.iter().copied())
+    }
+}
+
+/// A figure of minimal-dimension curves.
+struct MinDimFigure<'a> {
+    title: String,
+    x_desc: &'a str,
+    x_log: bool,
+    curves: Vec<MinDimCurve>,
+    /// The largest dimension trained: unsolved points are drawn above it, labelled `> top`.
+    top: f64,
+    /// The smallest dimension trained, kept in view.
+    bottom: f64,
+    /// Whether to draw a √x reference through the standard model's first point.
+    sqrt_reference: bool,
+}
+
+impl MinDimFigure<'_> {
+    fn axes(&self) -> Axes {
+        let xs: Vec<f64> = self.curves.iter().flat_map(MinDimCurve::xs).collect();
+        let mut ys = vec![self.bottom, self.top];
+        ys.extend(
+            self.curves
+                .iter()
+                .flat_map(|c| c.solved.iter().flat_map(|(_, s)| [s.min, s.max])),
+        );
+        let mut axes = Axes::fitting(&xs, &ys, self.x_log);
+        if self.curves.iter().any(|c| !c.unsolved.is_empty()) {
+            axes.y.1 = axes.y.1.max(self.top * UNSOLVED_HEADROOM);
+        }
+        axes
+    }
+
+    /// The point the √L reference passes through: the standard model's first solved point,
+    /// else the median solved point of all curves.
+    fn sqrt_anchor(&self) -> Option<(f64, f64)> {
+        let standard = self
+            .curves
+            .iter()
+            .filter(|c| c.model == ModelChoice::Standard && !c.faded)
+            .find_map(|c| c.means().first().copied());
+        standard.or_else(|| {
+            let mut all: Vec<(f64, f64)> = self.curves.iter().flat_map(|c| c.means()).collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            all.get(all.len() / 2).copied()
+        })
+    }
+
+    fn draw(&self, stem: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
+        let axes = self.axes();
+        let n = self.curves.len();
+        figure!(stem, (680, 440), |root| {
+            let mut chart = chart(
+                &root,
+                &self.title,
+                &axes,
+                (self.x_desc, "minimal embedding dimension"),
+                |d| format!("{d:.0}"),
+            )?;
+            if let Some(anchor) = self.sqrt_anchor().filter(|_| self.sqrt_reference) {
+                draw_sqrt_reference(&mut chart, &axes, anchor)?;
+            }
+            for (k, curve) in self.curves.iter().enumerate() {
+                draw_min_dim_curve(&mut chart, &axes, curve, axes.nudge(k, n), self.top)?;
+            }
+            legend(&mut chart)?;
+            root.present().map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// A dashed d ∝ √L line through `(l0, d0)`, across the axis.
+fn draw_sqrt_reference<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    axes: &Axes,
+    (l0, d0): (f64, f64),
+) -> Result<(), String> {
+    let line: Vec<(f64, f64)> = axes
+        .sweep_x(50)
+        .into_iter()
+        .map(|l| (l, d0 * (l / l0).sqrt()))
+        .collect();
+    let style = BLACK.mix(0.5).stroke_width(1);
+    chart
+        .draw_series(DashedLineSeries::new(axes.all(&line), 6, 4, style))
+        .map_err(|e| e.to_string())?
+        .label("∝ √L")
+        .legend(move |(x, y)| {
+            plotters::element::DashedPathElement::new(vec![(x, y), (x + 16, y)], 4, 3, style)
+        });
+    Ok(())
+}
+
+/// One curve: line through the means, error bars over the seeds' range, the model's markers,
+/// and hollow markers with an up arrow and `> top` above the grid where it is unsolved; every
+/// x shifted by `nudge` chart units.
+fn draw_min_dim_curve<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    axes: &Axes,
+    curve: &MinDimCurve,
+    nudge: f64,
+    top: f64,
+) -> Result<(), String> {
+    let colour = model_colour(curve.model);
+    let style = if curve.faded {
+        colour.mix(0.35).stroke_width(2)
+    } else {
+        colour.stroke_width(2)
+    };
+    let shifted = |p: (f64, f64)| {
+        let (x, y) = axes.at(p);
+        (x + nudge, y)
+    };
+    let means: Vec<(f64, f64)> = curve.means().into_iter().map(shifted).collect();
+    chart
+        .draw_series(LineSeries::new(means.clone(), style))
+        .map_err(|e| e.to_string())?
+        .label(curve.label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+    chart
+        .draw_series(
+            curve
+                .solved
+                .iter()
+                .filter(|(_, s)| s.varies())
+                .map(|(x, s)| {
+                    let (x, mean) = shifted((*x, s.mean));
+                    ErrorBar::new_vertical(x, s.min.log2(), mean, s.max.log2(), style, 8)
+                }),
+        )
+        .map_err(|e| e.to_string())?;
+    draw_markers(chart, curve.model, &means, colour)?;
+    let font = (FONT, 11).into_font().color(&colour);
+    chart
+        .draw_series(curve.unsolved.iter().map(|&x| {
+            EmptyElement::at(shifted((x, top * UNSOLVED_LIFT)))
+                + Circle::new((0, 0), 6, colour.stroke_width(2))
+                + PathElement::new(vec![(0, -6), (0, -16)], colour.stroke_width(2))
+                + TriangleMarker::new((0, -18), 4, colour.filled())
+                + Text::new(format!("> {top:.0}"), (8, -4), font.clone())
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The largest and smallest dimensions trained for any of `families` (experiment, family).
+fn trained_extent(analysis: &Analysis, families: &[(Experiment, &str)]) -> (f64, f64) {
+    let dims: Vec<usize> = families
+        .iter()
+        .flat_map(|(e, f)| analysis.dims(*e, f))
+        .collect();
+    (
+        dims.iter().copied().min().unwrap_or(1) as f64,
+        dims.iter().copied().max().unwrap_or(1) as f64,
+    )
+}
+
+/// The colour scale of the heatmap: accuracy 0–100% from bottom to top.
+fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    let mut bar = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(44)
+        .margin_right(8)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0f64..1f64, 0f64..100f64)
+        .map_err(|e| e.to_string())?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(5)
+        .y_desc("accuracy")
+        .y_label_formatter(&|v| format!("{v:.0}%"))
+        .label_style((FONT, 11))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    bar.draw_series((0..100).map(|i| {
+        let v = i as f64;
+        Rectangle::new(
+            [(0.0, v), (1.0, v + 1.0)],
+            accuracy_colour(v / 100.0).filled(),
+        )
+    }))
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// The paper's Figure 1 for one task family: rows model × size, columns dimension, colour and
-/// number = accuracy; blank where the search did not train that dimension. `grid` is the
-/// profile's dimension grid, so that dimensions the search skipped show as gaps.
+/// number = mean test accuracy over seeds, with a colour scale; grey with `–` where the search
+/// did not train that dimension. `grid` is the profile's dimension grid, so that dimensions the
+/// search skipped show as gaps.
 pub fn heatmap(
     analysis: &Analysis,
     experiment: Experiment,
@@ -208,12 +524,14 @@ pub fn heatmap(
         .iter()
         .flat_map(|&m| points.iter().map(move |p| (m, p)))
         .collect();
-    let (n_rows, n_cols) = (rows.len() as i32, dims.len() as i32);
-    let size = ((180 + 70 * n_cols as u32).max(560), 90 + 28 * n_rows as u32);
-    let title = format!("{family}: accuracy by model, length L and dimension");
+    let (n_rows, n_cols) = (rows.len().max(1) as i32, dims.len().max(1) as i32);
+    let size = ((250 + 70 * n_cols as u32).max(630), 90 + 28 * n_rows as u32);
+    let title = format!("{family}: test accuracy (%) by model, problem size L and dimension");
     figure!(stem, size, |root| {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
+        let (main, scale) = root.split_horizontally(size.0 - 70);
+        colour_bar(&scale)?;
+        let mut chart = ChartBuilder::on(&main)
             .caption(&title, (FONT, 16))
             .margin(8)
             .x_label_area_size(36)
@@ -249,25 +567,27 @@ pub fn heatmap(
         for (r, (model, point)) in rows.iter().enumerate() {
             let y = n_rows - 1 - r as i32;
             for (c, &dim) in dims.iter().enumerate() {
-                let Some(acc) = analysis.mean_accuracy(point, *model, dim) else {
-                    continue;
+                let accuracy = analysis.mean_accuracy(point, *model, dim);
+                let (fill, text) = match accuracy {
+                    Some(a) => (accuracy_colour(a).filled(), format!("{:.0}", 100.0 * a)),
+                    None => (UNTRAINED.filled(), "–".to_string()),
                 };
                 let c = c as i32;
                 chart
-                    .draw_series(std::iter::once(Rectangle::new(
+                    .draw_series([Rectangle::new(
                         [
                             (SegmentValue::Exact(c), SegmentValue::Exact(y)),
                             (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
                         ],
-                        accuracy_colour(acc).filled(),
-                    )))
+                        fill,
+                    )])
                     .map_err(|e| e.to_string())?;
                 chart
-                    .draw_series(std::iter::once(Text::new(
-                        format!("{:.0}", 100.0 * acc),
+                    .draw_series([Text::new(
+                        text,
                         (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
                         (FONT, 12).into_font().color(&BLACK),
-                    )))
+                    )])
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -275,8 +595,13 @@ pub fn heatmap(
     })
 }
 
-/// Minimal dimension against L for each model, with a √L reference through the efficient
-/// models' first point. Points where no searched dimension sufficed are left out.
+/// The x axis title of a figure against L.
+fn length_axis() -> String {
+    format!("problem size L: {}", length_meaning())
+}
+
+/// Minimal dimension against L for each model, on log-log axes, with a √L reference through
+/// the standard model's first point.
 pub fn min_dim_curve(
     analysis: &Analysis,
     experiment: Experiment,
@@ -284,61 +609,25 @@ pub fn min_dim_curve(
     stem: &Path,
 ) -> Result<Vec<PathBuf>, AnalysisError> {
     let points = analysis.points(experiment, family);
-    let models = analysis.models();
-    let series: Vec<(ModelChoice, Vec<(f64, f64)>)> = models
-        .iter()
-        .map(|&m| {
-            let pts = points
-                .iter()
-                .filter_map(|p| analysis.min_dim(p, m).map(|s| (p.length as f64, s.mean)))
-                .collect();
-            (m, pts)
+    let curves = analysis
+        .models()
+        .into_iter()
+        .map(|m| {
+            let at_length = points.iter().map(|p| (p.length as f64, p));
+            MinDimCurve::of(analysis, m, at_length, m.name(), false)
         })
         .collect();
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-    let dims = analysis.dims(experiment, family);
-    let (x_max, y_min, y_max) = (
-        points.iter().map(|p| p.length).max().unwrap_or(1) as f64 * 1.1,
-        *dims.first().unwrap_or(&1) as f64 / 1.5,
-        *dims.last().unwrap_or(&1) as f64 * 1.5,
-    );
-    // √L through the smallest-L point of the efficient models (or of any model).
-    let anchor = series
-        .iter()
-        .filter(|(m, _)| *m != ModelChoice::Standard)
-        .flat_map(|(_, s)| s.first().copied())
-        .chain(all.first().copied())
-        .next();
-    let title = format!("{family}: minimal dimension reaching the threshold");
-    figure!(stem, (640, 420), |root| {
-        let mut chart = log2_chart(
-            &root,
-            &title,
-            x_max,
-            (y_min, y_max),
-            (
-                "problem size L (max sequence length)",
-                "minimal embedding dimension",
-            ),
-            |d| format!("{d:.0}"),
-        )?;
-        if let Some((l0, d0)) = anchor {
-            let curve: Vec<(f64, f64)> = (1..=50)
-                .map(|i| x_max * i as f64 / 50.0)
-                .map(|l| (l, d0 * (l / l0).sqrt()))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(log2(&curve), BLACK.mix(0.4)))
-                .map_err(|e| e.to_string())?
-                .label("√L reference")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
-        }
-        for (model, pts) in &series {
-            draw_model_line(&mut chart, &model.name(), *model, false, pts)?;
-        }
-        legend(&mut chart)?;
-        root.present().map_err(|e| e.to_string())
-    })
+    let (bottom, top) = trained_extent(analysis, &[(experiment, family)]);
+    MinDimFigure {
+        title: format!("{family}: minimal dimension reaching the threshold"),
+        x_desc: &length_axis(),
+        x_log: true,
+        curves,
+        top,
+        bottom,
+        sqrt_reference: true,
+    }
+    .draw(stem)
 }
 
 /// Efficient/standard ratios at equal accuracy against L: FLOPs per generated token and
@@ -355,95 +644,79 @@ pub fn compute_ratios(
         .into_iter()
         .filter(|m| *m != ModelChoice::Standard)
     {
-        for (family, _) in analysis
+        for (_, family) in analysis
             .families()
             .into_iter()
             .filter(|(e, _)| *e == experiment)
-            .map(|(_, f)| (f, ()))
         {
+            let tasks: Vec<String> = analysis
+                .points(experiment, &family)
+                .into_iter()
+                .map(|p| p.task)
+                .collect();
             let rows: Vec<_> = analysis
                 .compute
                 .iter()
                 .filter(|c| c.experiment == experiment && c.model == model.name())
-                .filter(|c| {
-                    analysis
-                        .points(experiment, &family)
-                        .iter()
-                        .any(|p| p.task == c.task)
-                })
+                .filter(|c| tasks.contains(&c.task))
                 .collect();
-            let flops: Vec<(f64, f64)> = rows
-                .iter()
-                .filter_map(|c| {
-                    analysis
-                        .ratio_to_standard(c, |c| c.decode_flops_per_token)
-                        .map(|r| (c.length as f64, r))
-                })
-                .collect();
-            let time: Vec<(f64, f64)> = rows
-                .iter()
-                .filter_map(|c| {
-                    analysis
-                        .ratio_to_standard(c, |c| c.decode_seconds_per_token)
-                        .map(|r| (c.length as f64, r))
-                })
-                .collect();
+            let ratios = |value: fn(&crate::summary::ComputeAtAccuracy) -> f64| {
+                rows.iter()
+                    .filter_map(|c| {
+                        analysis
+                            .ratio_to_standard(c, value)
+                            .map(|r| (c.length as f64, r))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let flops = ratios(|c| c.decode_flops_per_token);
             if !flops.is_empty() {
-                lines.push((
-                    format!("{} {family} FLOPs/token", model.name()),
-                    model_colour(model),
-                    false,
-                    flops,
-                ));
-                lines.push((
-                    format!("{} {family} time/token", model.name()),
-                    model_colour(model),
-                    true,
-                    time,
-                ));
+                let time = ratios(|c| c.decode_seconds_per_token);
+                let colour = model_colour(model);
+                let name = model.name();
+                lines.push((format!("{name} {family} FLOPs/token"), colour, false, flops));
+                lines.push((format!("{name} {family} time/token"), colour, true, time));
             }
         }
     }
-    let values: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
-    let (lo, hi) = (
-        values.iter().copied().fold(0.5f64, f64::min) / 1.3,
-        values.iter().copied().fold(2.0f64, f64::max) * 1.3,
-    );
-    let x_max = lines
-        .iter()
-        .flat_map(|l| l.3.iter().map(|p| p.0))
-        .fold(10.0f64, f64::max)
-        * 1.1;
+    let xs: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.0)).collect();
+    let mut ys: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
+    ys.extend([0.5, 2.0]);
+    let axes = Axes::fitting(&xs, &ys, true);
     let title = format!("{experiment}: efficient / standard at equal accuracy");
     figure!(stem, (720, 440), |root| {
-        let mut chart = log2_chart(
+        let mut chart = chart(
             &root,
             &title,
-            x_max,
-            (lo, hi),
-            ("problem size L", "ratio to standard"),
+            &axes,
+            (&length_axis(), "ratio to standard"),
             |r| format!("{r:.2}"),
         )?;
+        let one: Vec<(f64, f64)> = axes.sweep_x(2).into_iter().map(|x| (x, 1.0)).collect();
         chart
-            .draw_series(LineSeries::new(
-                vec![(0.0, 0.0), (x_max, 0.0)],
-                BLACK.mix(0.5),
-            ))
+            .draw_series(LineSeries::new(axes.all(&one), BLACK.mix(0.5)))
             .map_err(|e| e.to_string())?;
-        for (label, colour, dashed, pts) in &lines {
+        let n = lines.len();
+        for (k, (label, colour, dashed, pts)) in lines.iter().enumerate() {
             let style = if *dashed {
                 colour.mix(0.5).stroke_width(2)
             } else {
                 colour.stroke_width(2)
             };
+            let nudge = axes.nudge(k, n);
+            let shifted: Vec<(f64, f64)> = axes
+                .all(pts)
+                .into_iter()
+                .map(|(x, y)| (x + nudge, y))
+                .collect();
             chart
-                .draw_series(LineSeries::new(log2(pts), style))
+                .draw_series(LineSeries::new(shifted.clone(), style))
                 .map_err(|e| e.to_string())?
                 .label(label.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
             chart
                 .draw_series(
-                    log2(pts)
+                    shifted
                         .into_iter()
                         .map(|p| Circle::new(p, 3, style.filled())),
                 )
@@ -469,57 +742,54 @@ pub fn local_vs_general(
     else {
         return Ok(Vec::new());
     };
-    let curve = |family: &str, experiment: Experiment, model: ModelChoice| -> Vec<(f64, f64)> {
+    let of = |family: &str, experiment: Experiment| {
         points
             .iter()
-            .filter(|p| p.family == family && p.experiment == experiment)
-            .filter_map(|p| {
-                analysis
-                    .min_dim(p, model)
-                    .map(|s| (p.length as f64, s.mean))
-            })
-            .collect()
+            .filter(move |p| p.family == family && p.experiment == experiment)
+            .map(|p| (p.length as f64, p))
+            .collect::<Vec<_>>()
     };
-    let mut lines = Vec::new();
+    let (local, general) = (
+        of(local_family, Experiment::Locality),
+        of(base, Experiment::General),
+    );
+    let mut curves = Vec::new();
     for model in analysis.models() {
-        lines.push((
-            format!("{} ({local_family})", model.name()),
+        let name = model.name();
+        let label = format!("{name} ({local_family})");
+        curves.push(MinDimCurve::of(
+            analysis,
             model,
+            local.clone(),
+            label,
             false,
-            curve(local_family, Experiment::Locality, model),
         ));
-        lines.push((
-            format!("{} ({base})", model.name()),
+        let label = format!("{name} ({base})");
+        curves.push(MinDimCurve::of(
+            analysis,
             model,
+            general.clone(),
+            label,
             true,
-            curve(base, Experiment::General, model),
         ));
     }
-    let values: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
-    let x_max = points
-        .iter()
-        .filter(|p| p.base == base)
-        .map(|p| p.length)
-        .max()
-        .unwrap_or(1) as f64
-        * 1.1;
-    let y = dimension_range(&values);
-    let title = format!("{local_family} against {base}: minimal dimension");
-    figure!(stem, (680, 440), |root| {
-        let mut chart = log2_chart(
-            &root,
-            &title,
-            x_max,
-            y,
-            ("problem size L", "minimal embedding dimension"),
-            |d| format!("{d:.0}"),
-        )?;
-        for (label, model, faded, pts) in &lines {
-            draw_model_line(&mut chart, label, *model, *faded, pts)?;
-        }
-        legend(&mut chart)?;
-        root.present().map_err(|e| e.to_string())
-    })
+    let (bottom, top) = trained_extent(
+        analysis,
+        &[
+            (Experiment::Locality, local_family),
+            (Experiment::General, base),
+        ],
+    );
+    MinDimFigure {
+        title: format!("{local_family} against {base}: minimal dimension"),
+        x_desc: &length_axis(),
+        x_log: true,
+        curves,
+        top,
+        bottom,
+        sqrt_reference: false,
+    }
+    .draw(stem)
 }
 
 /// Minimal dimension against the locality knob (LIS window m, ED band w) at one problem size.
@@ -539,37 +809,233 @@ pub fn min_dim_vs_locality(
                 && p.locality.is_some()
         })
         .collect();
-    let series: Vec<(ModelChoice, Vec<(f64, f64)>)> = analysis
+    let at_m: Vec<(f64, &Point)> = points
+        .iter()
+        .filter_map(|p| Some((p.locality? as f64, p)))
+        .collect();
+    let curves = analysis
         .models()
         .into_iter()
-        .map(|m| {
-            let pts = points
-                .iter()
-                .filter_map(|p| Some((p.locality? as f64, analysis.min_dim(p, m)?.mean)))
-                .collect();
-            (m, pts)
-        })
+        .map(|m| MinDimCurve::of(analysis, m, at_m.iter().copied(), m.name(), false))
         .collect();
-    let x_max = points.iter().filter_map(|p| p.locality).max().unwrap_or(1) as f64 * 1.2 + 1.0;
-    let values: Vec<f64> = series
+    let families: Vec<(Experiment, &str)> = points
         .iter()
-        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .map(|p| (Experiment::Locality, p.family.as_str()))
         .collect();
-    let y = dimension_range(&values);
-    let title = format!("{base} at L = {length}: minimal dimension against locality");
-    figure!(stem, (640, 420), |root| {
-        let mut chart = log2_chart(
-            &root,
-            &title,
-            x_max,
-            y,
-            ("locality m (window or band)", "minimal embedding dimension"),
-            |d| format!("{d:.0}"),
-        )?;
-        for (model, pts) in &series {
-            draw_model_line(&mut chart, &model.name(), *model, false, pts)?;
+    let (bottom, top) = trained_extent(analysis, &families);
+    MinDimFigure {
+        title: format!("{base} at L = {length}: minimal dimension against locality"),
+        x_desc: "locality m (window or band)",
+        x_log: false,
+        curves,
+        top,
+        bottom,
+        sqrt_reference: false,
+    }
+    .draw(stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{lis, local_lis, run, search, solved};
+    use crate::profile::ModelChoice::{Linear, Sliding, Sparse, Standard};
+    use crate::results::RunRecord;
+
+    fn analyse(records: Vec<RunRecord>) -> Analysis {
+        Analysis::new(records, 0.9).expect("fixture records are valid")
+    }
+
+    /// Draws every kind of figure of `records` into a fresh directory, checks each file is there
+    /// and not empty, and returns how many there are.
+    fn draws_every_figure(records: Vec<RunRecord>) -> usize {
+        let analysis = analyse(records);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let stem = |name: &str| dir.path().join(name);
+        let mut files = Vec::new();
+        for (experiment, family) in analysis.families() {
+            let name = format!("{experiment}-{family}");
+            files.extend(
+                heatmap(
+                    &analysis,
+                    experiment,
+                    &family,
+                    &[8, 16, 32, 64],
+                    &stem(&format!("{name}-heatmap")),
+                )
+                .expect("the heatmap is drawn"),
+            );
+            files.extend(
+                min_dim_curve(
+                    &analysis,
+                    experiment,
+                    &family,
+                    &stem(&format!("{name}-min-dim")),
+                )
+                .expect("the curve is drawn"),
+            );
+            files.extend(
+                compute_ratios(&analysis, experiment, &stem(&format!("{name}-ratios")))
+                    .expect("the ratios are drawn"),
+            );
         }
-        legend(&mut chart)?;
-        root.present().map_err(|e| e.to_string())
-    })
+        files.extend(local_vs_general(&analysis, "lis-window2", &stem("local")).expect("drawn"));
+        let mut local_lengths: Vec<usize> = analysis
+            .all_points()
+            .iter()
+            .filter(|p| p.locality.is_some())
+            .map(|p| p.length)
+            .collect();
+        local_lengths.sort_unstable();
+        local_lengths.dedup();
+        for length in local_lengths {
+            files.extend(
+                min_dim_vs_locality(&analysis, "lis", length, &stem(&format!("m-{length}")))
+                    .expect("drawn"),
+            );
+        }
+        for file in &files {
+            assert!(
+                file.metadata().is_ok_and(|m| m.len() > 0),
+                "{file:?} is missing or empty"
+            );
+        }
+        let pngs = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "png"));
+        let svgs = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "svg"));
+        assert_eq!(pngs.count(), svgs.count(), "both formats of every figure");
+        files.len()
+    }
+
+    #[test]
+    fn figures_with_failed_cells_are_drawn() {
+        let mut records = search(&lis(8), Standard, 1, &[(32, 0.95), (16, 0.5)]);
+        records.extend(search(&lis(8), Sparse, 1, &[(32, 0.5), (64, 0.6)]));
+        records.extend(search(&lis(16), Standard, 1, &[(32, 0.95)]));
+        records.extend(search(&lis(16), Sparse, 1, &[(64, 0.5)]));
+        records.extend(search(&lis(16), Linear, 1, &[(64, 0.5)]));
+        assert_eq!(draws_every_figure(records), 2 * 3, "heatmap, curve, ratios");
+    }
+
+    #[test]
+    fn figures_of_one_point_and_of_equal_values_are_drawn() {
+        assert_eq!(
+            draws_every_figure(vec![solved(&lis(8), Standard, 32, 1.0).record()]),
+            2 * 3
+        );
+        // Every model at the same dimension on every size: flat, coinciding curves.
+        let mut records = Vec::new();
+        for n in [4, 8] {
+            for model in [Standard, Sparse, Linear] {
+                records.push(solved(&lis(n), model, 16, 100.0).record());
+            }
+        }
+        assert_eq!(draws_every_figure(records), 2 * 3);
+    }
+
+    #[test]
+    fn locality_figures_with_seeds_that_disagree_are_drawn() {
+        let local = |n, m, model, seed, d| {
+            run(&local_lis(n, m), model, d)
+                .experiment(Experiment::Locality)
+                .seed(seed)
+                .headline(0.95)
+                .record()
+        };
+        let records = vec![
+            local(8, 2, Sliding { window: 4 }, 1, 16),
+            local(8, 2, Sliding { window: 4 }, 2, 32),
+            local(16, 2, Sliding { window: 4 }, 1, 16),
+            local(8, 3, Sliding { window: 4 }, 1, 16),
+            solved(&lis(8), Standard, 16, 1.0).record(),
+        ];
+        // Three families' three figures, local against general, and against m at L = 19, 35.
+        assert_eq!(draws_every_figure(records), 2 * (3 * 3 + 1 + 2));
+    }
+
+    #[test]
+    fn nothing_to_draw_is_not_an_error() {
+        assert_eq!(draws_every_figure(Vec::new()), 0);
+    }
+
+    #[test]
+    fn padded_ranges_leave_room_around_the_data() {
+        let (lo, hi) = padded_range(&[11.0, 131.0], true, (1.0, 2.0));
+        assert!((lo - 11.0 / 1.15).abs() < 1e-9 && (hi - 131.0 * 1.15).abs() < 1e-9);
+        assert_eq!(
+            padded_range(&[32.0], true, (1.0, 2.0)),
+            (32.0 / 1.5, 48.0),
+            "one value on a log scale"
+        );
+        assert_eq!(padded_range(&[0.0, 10.0], false, (1.0, 2.0)), (-0.8, 10.8));
+        assert_eq!(
+            padded_range(&[3.0, 3.0], false, (1.0, 2.0)),
+            (2.0, 4.0),
+            "equal values: at least 1 either side"
+        );
+        assert_eq!(padded_range(&[], true, (1.0, 2.0)), (1.0, 2.0), "no values");
+        assert_eq!(
+            padded_range(&[0.0, -4.0, f64::NAN], true, (16.0, 32.0)),
+            (16.0, 32.0),
+            "nothing a log scale can show"
+        );
+        let (lo, _) = padded_range(&[0.0, 8.0], true, (1.0, 2.0));
+        assert_eq!(lo, 8.0 / 1.5, "a log scale skips 0");
+    }
+
+    #[test]
+    fn nudges_are_centred_and_keep_series_apart() {
+        let axes = Axes::fitting(&[10.0, 100.0], &[16.0], true);
+        let nudges: Vec<f64> = (0..3).map(|k| axes.nudge(k, 3)).collect();
+        assert_eq!(nudges[1], 0.0, "the middle series stays put");
+        assert!(nudges[0] < 0.0 && nudges[2] > 0.0 && (nudges[0] + nudges[2]).abs() < 1e-12);
+        assert_eq!(axes.nudge(0, 1), 0.0, "a single series stays put");
+        let swept = axes.sweep_x(3);
+        assert!((swept[0] - axes.x.0).abs() < 1e-9 && (swept[2] - axes.x.1).abs() < 1e-9);
+        assert!(
+            (swept[1] - (axes.x.0 * axes.x.1).sqrt()).abs() < 1e-9,
+            "evenly spread on the log scale: {swept:?}"
+        );
+    }
+
+    #[test]
+    fn a_curve_keeps_solved_spreads_and_unsolved_sizes_apart() {
+        let mut records = search(&lis(8), Sparse, 1, &[(16, 0.95)]);
+        records.extend(search(&lis(8), Sparse, 2, &[(32, 0.95), (16, 0.5)]));
+        records.extend(search(&lis(16), Sparse, 1, &[(64, 0.5)]));
+        records.extend(search(&lis(32), Standard, 1, &[(64, 0.95)]));
+        let analysis = analyse(records);
+        let points = analysis.points(Experiment::General, "lis");
+        let at_length = points.iter().map(|p| (p.length as f64, p));
+        let curve = MinDimCurve::of(&analysis, Sparse, at_length, "sparse".into(), false);
+        assert_eq!(curve.means(), vec![(19.0, 24.0)]);
+        assert!(curve.solved[0].1.varies());
+        assert_eq!(curve.unsolved, vec![35.0], "lis-32 was not run for sparse");
+        let figure = MinDimFigure {
+            title: String::new(),
+            x_desc: "",
+            x_log: true,
+            curves: vec![curve],
+            top: 64.0,
+            bottom: 16.0,
+            sqrt_reference: true,
+        };
+        let axes = figure.axes();
+        assert!(
+            axes.y.1 >= 64.0 * UNSOLVED_HEADROOM && axes.y.0 < 16.0,
+            "room for the unsolved marker above the grid: {axes:?}"
+        );
+        assert!(
+            axes.x.0 < 19.0 && axes.x.0 > 10.0 && axes.x.1 > 35.0,
+            "{axes:?}"
+        );
+        assert_eq!(
+            figure.sqrt_anchor(),
+            Some((19.0, 24.0)),
+            "no standard curve: the median solved point"
+        );
+    }
 }

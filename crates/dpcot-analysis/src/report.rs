@@ -1,14 +1,16 @@
 //! `report.md`, its CSV tables and figures, from the records of a results directory.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use dpcot_model::dpcot_attention::AttentionKind;
+use dpcot_train::RunEnding;
 
 use crate::plots;
 use crate::profile::{Experiment, ModelChoice, Profile};
 use crate::results::{write_atomic, Results, RunRecord};
-use crate::summary::{Analysis, ComputeAtAccuracy};
+use crate::summary::{length_meaning, Analysis, ComputeAtAccuracy, Growth, Spread, Unsolved};
 use crate::AnalysisError;
 
 /// The paper's finding per experiment, stated next to ours.
@@ -160,6 +162,8 @@ pub fn write_report(
         if experiment == Experiment::Locality {
             figures.extend(locality_figures(&mut md, &analysis, &figures_dir)?);
         }
+        growth_section(&mut md, &analysis, experiment);
+        endings_section(&mut md, &analysis, experiment);
         writeln!(md, "### Compute at equal accuracy\n").unwrap();
         compute_section(&mut md, &analysis, experiment);
         let stem = figures_dir.join(format!("{experiment}-compute-ratios"));
@@ -185,9 +189,14 @@ pub fn write_report(
         &tables_dir.join("compute.csv"),
         &compute_csv(&analysis),
     )?);
+    tables.push(write_csv(
+        &tables_dir.join("growth.csv"),
+        &growth_csv(&analysis),
+    )?);
     writeln!(
         md,
-        "Tables: `tables/runs.csv` (every run), `tables/min_dims.csv`, `tables/compute.csv`."
+        "Tables: `tables/runs.csv` (every run), `tables/min_dims.csv`, `tables/compute.csv`, \
+         `tables/growth.csv`."
     )
     .unwrap();
 
@@ -230,12 +239,21 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
     writeln!(
         md,
         "Setup: {} layers, {} heads, dropout {}; up to {} steps of batch {} (AdamW, lr {}), \
-         stopping early once the headline accuracy reaches {:.0}%; {} training and {} test \
-         examples per run; seeds {:?}; backend `{backend}`. A model *solves* a problem at a dimension \
-         when its headline accuracy (the paper's metric: final-answer accuracy for arithmetic, \
-         teacher-forced exact match for LIS and ED) reaches {:.0}%. The minimal dimension is \
-         searched by bisection over the grid (each search starting from the answer for the next \
-         smaller size), so blank heatmap cells were not trained. {} runs. {}\n",
+         stopping early once the validation accuracy reaches {:.0}%; {} per run; seeds {:?}; \
+         backend `{backend}`.\n\n\
+         A run *passes* when its validation accuracy reaches {:.0}%: the headline metric (the \
+         paper's: final-answer accuracy for arithmetic, teacher-forced exact match for LIS and \
+         ED) on a validation split disjoint from the test split. Every accuracy shown is the \
+         test split's. A run that fails has *plateaued* when its validation accuracy stopped \
+         improving (evidence that the model lacks the capacity, at this training recipe), or \
+         ran *out of budget* when its steps ran out while it was still improving (no evidence \
+         either way). A seed's minimal dimension is the smallest searched dimension whose run \
+         passes; a problem counts as solved by a model only if every seed solves it, and its \
+         minimal dimension is the mean of the seeds' minima, with their range (min–max) where \
+         they disagree; the figures draw that range as error bars. L, the problem size, is \
+         {}. The minimal dimension is searched by bisection over the grid (each search starting \
+         from the answer for the next smaller size), so heatmap cells marked – were not \
+         trained. {} runs. {}\n",
         model.n_layers,
         model.n_heads,
         model.dropout,
@@ -243,10 +261,10 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
         t.batch_size,
         t.learning_rate,
         100.0 * profile.threshold,
-        profile.data.train(),
-        profile.data.test(),
+        profile.data.describe(),
         profile.seeds,
         100.0 * profile.threshold,
+        length_meaning().replace("<eos>", "`<eos>`"),
         analysis.records.len(),
         sparse_pattern(profile)
     )
@@ -291,14 +309,15 @@ fn min_dim_table(
         write!(md, "| {} |", model.name()).unwrap();
         for p in &points {
             let cell = match analysis.min_dim(p, model) {
-                Some(s) if s.n > 1 && s.min != s.max => {
+                Some(s) if s.varies() => {
                     format!(" {:.0} ({:.0}–{:.0}) |", s.mean, s.min, s.max)
                 }
                 Some(s) => format!(" {:.0} |", s.mean),
-                None if analysis.min_dims.contains_key(&(p.clone(), model)) => {
-                    format!(" > {largest} |")
-                }
-                None => " – |".to_string(),
+                None => match analysis.unsolved(p, model).map(Unsolved::tag) {
+                    Some(Some(tag)) => format!(" > {largest} ({tag}) |"),
+                    Some(None) => format!(" > {largest} |"),
+                    None => " – |".to_string(),
+                },
             };
             md.push_str(&cell);
         }
@@ -306,10 +325,103 @@ fn min_dim_table(
     }
     writeln!(
         md,
-        "\nMinimal embedding dimension reaching {:.0}% (mean and range over seeds; `> d`: no searched dimension did).\n",
+        "\nMinimal embedding dimension reaching {:.0}% on validation (mean and range over seeds; \
+         `> d`: no searched dimension did for some seed; `(plateau)`: every such seed's run at \
+         its largest dimension plateaued; `(budget)`: at least one ran out of steps while still \
+         improving).\n",
         100.0 * profile.threshold
     )
     .unwrap();
+}
+
+/// The exponent of each model's minimal-dimension growth with L, beside the standard model's
+/// and √L's.
+fn growth_section(md: &mut String, analysis: &Analysis, experiment: Experiment) {
+    let rows: Vec<Growth> = analysis
+        .growth()
+        .into_iter()
+        .filter(|g| g.experiment == experiment)
+        .collect();
+    writeln!(
+        md,
+        "### Growth of the minimal dimension\n\n\
+         The slope b of log(minimal dimension) = a + b·log L, fitted by least squares for each \
+         seed on its own minimal dimensions over the sizes every seed solved (mean, and range \
+         over seeds). b = 0 is a dimension that stays flat, as the paper finds for the standard \
+         Transformer; b = 0.5 is √L growth, the paper's bound for the sparse and linear ones. \
+         With few sizes, read b as a direction rather than a measurement.\n\n\
+         | family | model | sizes solved | slope b | standard's b | √L reference |\n\
+         |---|---|---|---|---|---|"
+    )
+    .unwrap();
+    for g in &rows {
+        let standard = rows
+            .iter()
+            .find(|s| s.family == g.family && s.model == ModelChoice::Standard)
+            .and_then(|s| s.slope);
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | 0.5 |",
+            g.family,
+            g.model.name(),
+            sizes_solved(g),
+            slope_cell(g.slope.as_ref()),
+            slope_cell(standard.as_ref()),
+        )
+        .unwrap();
+    }
+    md.push('\n');
+}
+
+/// `3 of 4`, with what the unsolved sizes mean for the slope.
+fn sizes_solved(g: &Growth) -> String {
+    let solved = format!("{} of {}", g.sizes - g.unsolved, g.sizes);
+    match g.unsolved {
+        0 => solved,
+        n if g.unsolved_above => format!("{solved} ({n} unsolved: slope is a lower bound)"),
+        n => format!("{solved} ({n} unsolved, left out)"),
+    }
+}
+
+/// A slope as `0.48 (0.31–0.62)`, or `0.48` when the seeds agree; `–` without one.
+fn slope_cell(slope: Option<&Spread>) -> String {
+    match slope {
+        Some(s) if s.varies() => format!("{:.2} ({:.2}–{:.2})", s.mean, s.min, s.max),
+        Some(s) => format!("{:.2}", s.mean),
+        None => Table::Markdown.missing().to_string(),
+    }
+}
+
+/// How the experiment's runs ended, by model.
+fn endings_section(md: &mut String, analysis: &Analysis, experiment: Experiment) {
+    let endings = [
+        Some(RunEnding::Passed),
+        Some(RunEnding::Plateaued),
+        Some(RunEnding::OutOfBudget),
+        None,
+    ];
+    let mut counts: BTreeMap<ModelChoice, [usize; 4]> = BTreeMap::new();
+    for (_, r) in analysis.runs().filter(|(p, _)| p.experiment == experiment) {
+        let row = counts.entry(r.key.model).or_default();
+        if let Some(i) = endings.iter().position(|e| *e == r.summary.ending) {
+            row[i] += 1;
+        }
+    }
+    writeln!(
+        md,
+        "### How the runs ended\n\n\
+         | model | passed | plateaued | out of budget | not recorded |\n|---|---|---|---|---|"
+    )
+    .unwrap();
+    for (model, [passed, plateaued, budget, unknown]) in &counts {
+        writeln!(
+            md,
+            "| {} | {passed} | {plateaued} | {budget} | {unknown} |",
+            model.name()
+        )
+        .unwrap();
+    }
+    md.push('\n');
 }
 
 fn compute_section(md: &mut String, analysis: &Analysis, experiment: Experiment) {
@@ -375,17 +487,6 @@ fn verdict(analysis: &Analysis, experiment: Experiment, rows: &[&ComputeAtAccura
             }
         }
     }
-    // Efficient models that failed a problem of this experiment which the standard model solved.
-    let unsolved = analysis
-        .min_dims
-        .iter()
-        .filter(|((p, m), mins)| {
-            p.experiment == experiment
-                && *m != ModelChoice::Standard
-                && mins.iter().any(Option::is_none)
-                && analysis.min_dim(p, ModelChoice::Standard).is_some()
-        })
-        .count();
     let mut text = String::from("**Verdict on this evidence.** ");
     if saved.is_empty() && not_saved.is_empty() {
         text.push_str("No efficient model and the standard model both reached the threshold on the same problem, so no comparison at equal accuracy is possible.");
@@ -402,10 +503,39 @@ fn verdict(analysis: &Analysis, experiment: Experiment, rows: &[&ComputeAtAccura
         )
         .unwrap();
     }
-    if unsolved > 0 {
-        write!(text, " In {unsolved} further cases an efficient model reached the threshold at no searched dimension while the standard model did.").unwrap();
-    }
+    text.push_str(&failures_where_standard_solved(analysis, experiment));
     text.push_str(" The measured decode times per token are in the table; at these small lengths fixed per-step costs weigh more than the attention's share.\n");
+    text
+}
+
+/// The verdict's account of efficient models that failed a problem of `experiment` which the
+/// standard model solved: only plateaued failures are evidence of missing capacity.
+fn failures_where_standard_solved(analysis: &Analysis, experiment: Experiment) -> String {
+    let reasons: Vec<Unsolved> = analysis
+        .searches
+        .keys()
+        .filter(|(p, m)| {
+            p.experiment == experiment
+                && *m != ModelChoice::Standard
+                && analysis.min_dim(p, ModelChoice::Standard).is_some()
+        })
+        .filter_map(|(p, m)| analysis.unsolved(p, *m))
+        .collect();
+    let count = |reason| reasons.iter().filter(|r| **r == reason).count();
+    let cases = |n: usize| format!("{n} further case{}", if n == 1 { "" } else { "s" });
+    let mut text = String::new();
+    let plateaued = count(Unsolved::Plateaued);
+    if plateaued > 0 {
+        write!(text, " In {} an efficient model plateaued below the threshold at every searched dimension where the standard model solved the problem: evidence that it lacks the capacity.", cases(plateaued)).unwrap();
+    }
+    let budget = count(Unsolved::OutOfBudget);
+    if budget > 0 {
+        write!(text, " In {} an efficient model ran out of steps while still improving where the standard model solved the problem: no evidence either way.", cases(budget)).unwrap();
+    }
+    let unknown = count(Unsolved::Unknown);
+    if unknown > 0 {
+        write!(text, " In {} an efficient model reached the threshold at no searched dimension while the standard model did, but how its runs ended was not recorded: not counted either way.", cases(unknown)).unwrap();
+    }
     text
 }
 
@@ -413,16 +543,17 @@ fn failure_section(md: &mut String, analysis: &Analysis, experiment: Experiment,
     writeln!(
         md,
         "### Where chains go wrong\n\n\
-         For every run below the threshold, the first wrong step of its free-generation chains \
-         (step index / steps of a right chain, averaged over the wrong chains) and how they go wrong.\n\n\
-         | run | headline | chains right | mean first wrong step (relative) | kinds |\n|---|---|---|---|---|"
+         For every run below the threshold on validation: how it ended, the first wrong step of \
+         its free-generation chains on the test split (step index / steps of a right chain, \
+         averaged over the wrong chains) and how they go wrong.\n\n\
+         | run | validation | test | ending | chains right | mean first wrong step (relative) | kinds |\n|---|---|---|---|---|---|---|"
     )
     .unwrap();
     let mut any = false;
     for r in analysis
         .records
         .iter()
-        .filter(|r| r.key.experiment == experiment && r.summary.eval.headline < threshold)
+        .filter(|r| r.key.experiment == experiment && r.summary.decision_accuracy() < threshold)
     {
         let e = &r.summary.eval;
         let wrong: usize = e.first_wrong_step.iter().sum();
@@ -436,9 +567,15 @@ fn failure_section(md: &mut String, analysis: &Analysis, experiment: Experiment,
             / wrong.max(1) as f64;
         writeln!(
             md,
-            "| `{}` | {:.1}% | {:.1}% | {:.2} | {:?} |",
+            "| `{}` | {} | {:.1}% | {} | {:.1}% | {:.2} | {:?} |",
             r.key.id(),
+            r.summary
+                .validation
+                .as_ref()
+                .map(|v| format!("{:.1}%", 100.0 * v.headline))
+                .unwrap_or_else(|| Table::Markdown.missing().into()),
             100.0 * e.headline,
+            ending_name(r, Table::Markdown),
             100.0 * e.chain_accuracy,
             mean / steps,
             e.first_wrong_kind
@@ -447,7 +584,7 @@ fn failure_section(md: &mut String, analysis: &Analysis, experiment: Experiment,
         any = true;
     }
     if !any {
-        writeln!(md, "| (every run reached the threshold) | | | | |").unwrap();
+        writeln!(md, "| (every run reached the threshold) | | | | | | |").unwrap();
     }
     md.push('\n');
 }
@@ -470,12 +607,17 @@ fn run_times(md: &mut String, analysis: &Analysis) {
 }
 
 fn runs_csv(analysis: &Analysis) -> String {
-    let mut csv = String::from("id,experiment,task,length,model,d_model,seed,headline,answer_accuracy,chain_accuracy,teacher_forced_accuracy,steps,train_seconds,train_flops,decode_flops_per_token,decode_seconds_per_token,wall_seconds\n");
+    let mut csv = String::from("id,experiment,task,length,model,d_model,seed,headline,validation,ending,answer_accuracy,chain_accuracy,teacher_forced_accuracy,steps,train_seconds,train_flops,decode_flops_per_token,decode_seconds_per_token,wall_seconds\n");
     for (p, r) in analysis.runs() {
         let e = &r.summary.eval;
+        let validation = r
+            .summary
+            .validation
+            .as_ref()
+            .map(|v| format!("{:.4}", v.headline));
         writeln!(
             csv,
-            "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.4e},{:.4e},{:.4e},{:.2}",
+            "{},{},{},{},{},{},{},{:.4},{},{},{:.4},{:.4},{:.4},{},{:.2},{:.4e},{:.4e},{:.4e},{:.2}",
             r.key.id(),
             r.key.experiment,
             p.task,
@@ -484,6 +626,8 @@ fn runs_csv(analysis: &Analysis) -> String {
             r.key.d_model,
             r.key.seed,
             e.headline,
+            validation.unwrap_or_default(),
+            ending_name(r, Table::Csv),
             e.answer_accuracy,
             e.chain_accuracy,
             e.teacher_forced_accuracy,
@@ -500,13 +644,15 @@ fn runs_csv(analysis: &Analysis) -> String {
 }
 
 fn min_dims_csv(analysis: &Analysis) -> String {
-    let mut csv =
-        String::from("experiment,task,length,model,min_dim_mean,min_dim_min,min_dim_max,seeds\n");
-    for ((p, m), mins) in &analysis.min_dims {
+    let mut csv = String::from(
+        "experiment,task,length,model,min_dim_mean,min_dim_min,min_dim_max,seeds,unsolved\n",
+    );
+    for ((p, m), seeds) in &analysis.searches {
         let s = analysis.min_dim(p, *m);
+        let unsolved = analysis.unsolved(p, *m).map(Unsolved::as_str);
         writeln!(
             csv,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             p.experiment,
             p.task,
             p.length,
@@ -514,7 +660,8 @@ fn min_dims_csv(analysis: &Analysis) -> String {
             s.map(|s| format!("{:.1}", s.mean)).unwrap_or_default(),
             s.map(|s| s.min.to_string()).unwrap_or_default(),
             s.map(|s| s.max.to_string()).unwrap_or_default(),
-            mins.len()
+            seeds.len(),
+            unsolved.unwrap_or_default()
         )
         .unwrap();
     }
@@ -548,6 +695,37 @@ fn compute_csv(analysis: &Analysis) -> String {
         .unwrap();
     }
     csv
+}
+
+fn growth_csv(analysis: &Analysis) -> String {
+    let mut csv = String::from("experiment,family,model,sizes,unsolved,unsolved_above,seeds_fitted,slope_mean,slope_min,slope_max\n");
+    for g in analysis.growth() {
+        let slope = |f: fn(&Spread) -> f64| g.slope.as_ref().map(|s| format!("{:.4}", f(s)));
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{}",
+            g.experiment,
+            g.family,
+            g.model.name(),
+            g.sizes,
+            g.unsolved,
+            g.unsolved_above,
+            g.slope.map_or(0, |s| s.n),
+            slope(|s| s.mean).unwrap_or_default(),
+            slope(|s| s.min).unwrap_or_default(),
+            slope(|s| s.max).unwrap_or_default(),
+        )
+        .unwrap();
+    }
+    csv
+}
+
+/// How a run ended, as `table` writes it (missing for runs from before endings were recorded).
+fn ending_name(record: &RunRecord, table: Table) -> &'static str {
+    record
+        .summary
+        .ending
+        .map_or(table.missing(), RunEnding::as_str)
 }
 
 /// The two tables that show compute: `report.md`'s, for people, and `compute.csv`, for programs.
@@ -590,6 +768,7 @@ mod tests {
     use super::*;
     use crate::fixtures::{lis, local_lis, run, search, solved};
     use crate::profile::ModelChoice::{Linear, Sliding, Sparse, Standard};
+    use dpcot_train::RunEnding::{OutOfBudget, Passed, Plateaued};
 
     const THRESHOLD: f64 = 0.9;
 
@@ -602,6 +781,11 @@ mod tests {
         let mut md = String::new();
         compute_section(&mut md, &analyse(records), Experiment::General);
         md
+    }
+
+    fn smoke_profile() -> Profile {
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
+        Profile::load(&smoke).expect("the smoke profile loads")
     }
 
     fn unsolved(model: ModelChoice) -> Vec<RunRecord> {
@@ -624,7 +808,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            !text.contains("further cases"),
+            !text.contains("further case"),
             "every model solved it: {text}"
         );
     }
@@ -652,8 +836,170 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("In 2 further cases an efficient model reached the threshold at no searched dimension while the standard model did."),
+            text.contains("In 2 further cases an efficient model reached the threshold at no searched dimension while the standard model did, but how its runs ended was not recorded: not counted either way."),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn only_plateaued_failures_count_as_missing_capacity() {
+        let failing = |model, ending| {
+            search(&lis(8), model, 1, &[(32, 0.4)])
+                .into_iter()
+                .chain(std::iter::once(
+                    run(&lis(8), model, 64)
+                        .headline(0.6)
+                        .ending(ending)
+                        .record(),
+                ))
+        };
+        let mut records = vec![solved(&lis(8), Standard, 32, 1000.0).record()];
+        records.extend(failing(Sparse, Plateaued));
+        records.extend(failing(Linear, OutOfBudget));
+        let text = compute_text(records);
+        assert!(
+            text.contains("In 1 further case an efficient model plateaued below the threshold at every searched dimension where the standard model solved the problem: evidence that it lacks the capacity."),
+            "{text}"
+        );
+        assert!(
+            text.contains("In 1 further case an efficient model ran out of steps while still improving where the standard model solved the problem: no evidence either way."),
+            "{text}"
+        );
+        assert!(!text.contains("not recorded"), "{text}");
+    }
+
+    #[test]
+    fn a_cell_no_seed_solved_says_why() {
+        let mut records = Vec::new();
+        // Standard: both seeds plateau at 64. Sparse: seed 1 solves, seed 2 runs out of budget.
+        for seed in [1, 2] {
+            records.push(
+                run(&lis(8), Standard, 32)
+                    .seed(seed)
+                    .ending(OutOfBudget)
+                    .record(),
+            );
+            records.push(
+                run(&lis(8), Standard, 64)
+                    .seed(seed)
+                    .ending(Plateaued)
+                    .record(),
+            );
+        }
+        records.push(
+            run(&lis(8), Sparse, 32)
+                .headline(0.95)
+                .ending(Passed)
+                .record(),
+        );
+        records.push(
+            run(&lis(8), Sparse, 64)
+                .seed(2)
+                .ending(OutOfBudget)
+                .record(),
+        );
+        records.extend(unsolved(Linear));
+        let analysis = analyse(records);
+        let mut md = String::new();
+        min_dim_table(
+            &mut md,
+            &analysis,
+            Experiment::General,
+            "lis",
+            &smoke_profile(),
+        );
+        for row in [
+            "| standard | > 64 (plateau) |",
+            "| sparse | > 64 (budget) |",
+            "| linear | > 64 |",
+        ] {
+            assert!(md.contains(row), "`{row}` in\n{md}");
+        }
+        let csv = min_dims_csv(&analysis);
+        assert!(csv.contains(",standard,,,,2,plateaued\n"), "{csv}");
+        assert!(csv.contains(",sparse,,,,2,out of budget\n"), "{csv}");
+    }
+
+    #[test]
+    fn a_run_passed_on_validation_is_not_a_failure_though_its_test_accuracy_is_low() {
+        let records = vec![
+            run(&lis(8), Standard, 32)
+                .headline(0.5)
+                .validation(0.95)
+                .ending(Passed)
+                .record(),
+            run(&lis(8), Standard, 16)
+                .seed(2)
+                .headline(0.95)
+                .validation(0.6)
+                .ending(Plateaued)
+                .record(),
+        ];
+        let analysis = analyse(records);
+        let mut md = String::new();
+        failure_section(&mut md, &analysis, Experiment::General, THRESHOLD);
+        assert!(
+            !md.contains("-d32-s1"),
+            "seed 1 passed on validation:\n{md}"
+        );
+        assert!(
+            md.contains("| `general-lis-8-standard-d16-s2` | 60.0% | 95.0% | plateaued |"),
+            "seed 2 failed on validation; its test accuracy is shown:\n{md}"
+        );
+        let csv = runs_csv(&analysis);
+        assert!(
+            csv.contains(",standard,32,1,0.5000,0.9500,passed,"),
+            "test then validation accuracy, then the ending:\n{csv}"
+        );
+    }
+
+    #[test]
+    fn the_endings_table_counts_each_models_runs() {
+        let records = vec![
+            run(&lis(8), Standard, 16).ending(Plateaued).record(),
+            run(&lis(8), Standard, 32).ending(Passed).record(),
+            run(&lis(8), Sparse, 32).ending(OutOfBudget).record(),
+            run(&lis(8), Sparse, 64).record(),
+            run(&lis(8), Linear, 64)
+                .experiment(Experiment::Locality)
+                .ending(Passed)
+                .record(),
+        ];
+        let mut md = String::new();
+        endings_section(&mut md, &analyse(records), Experiment::General);
+        assert!(md.contains("| standard | 1 | 1 | 0 | 0 |"), "{md}");
+        assert!(md.contains("| sparse | 0 | 0 | 1 | 1 |"), "{md}");
+        assert!(!md.contains("linear"), "another experiment's run: {md}");
+    }
+
+    #[test]
+    fn the_growth_table_puts_each_slope_beside_the_standard_models() {
+        let mut records = Vec::new();
+        // L = 11, 35, 131: standard flat at 16; sparse 16 → 32, then unsolved.
+        for n in [4, 16, 64] {
+            records.push(solved(&lis(n), Standard, 16, 1.0).record());
+        }
+        records.push(solved(&lis(4), Sparse, 16, 1.0).record());
+        records.push(solved(&lis(16), Sparse, 32, 1.0).record());
+        records.extend(search(&lis(64), Sparse, 1, &[(64, 0.5)]));
+        let analysis = analyse(records);
+        let mut md = String::new();
+        growth_section(&mut md, &analysis, Experiment::General);
+        let sparse = 2f64.ln() / (35f64 / 11.0).ln();
+        for row in [
+            "| lis | standard | 3 of 3 | 0.00 | 0.00 | 0.5 |".to_string(),
+            format!("| lis | sparse | 2 of 3 (1 unsolved: slope is a lower bound) | {sparse:.2} | 0.00 | 0.5 |"),
+        ] {
+            assert!(md.contains(&row), "`{row}` in\n{md}");
+        }
+        let csv = growth_csv(&analysis);
+        assert!(
+            csv.contains("general,lis,sparse,3,1,true,1,0.5989,0.5989,0.5989\n"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("general,lis,standard,3,0,false,1,0.0000,"),
+            "{csv}"
         );
     }
 
@@ -676,7 +1022,7 @@ mod tests {
         }));
         let text = compute_text(records);
         assert!(
-            !text.contains("further cases"),
+            !text.contains("further case"),
             "the standard model did not solve `general` lis-8: {text}"
         );
     }
@@ -725,13 +1071,13 @@ mod tests {
         assert_eq!(ratio_cells(&analysis, alone, Table::Csv), ["", ""]);
         let csv = compute_csv(&analysis);
         assert!(
-            csv.contains(",lis-8,20,sparse,64,4096,2.5000e3,2.5000,3.0000e-6,3.0000,,"),
+            csv.contains(",lis-8,19,sparse,64,4096,2.5000e3,2.5000,3.0000e-6,3.0000,,"),
             "{csv}"
         );
         let mut md = String::new();
         compute_section(&mut md, &analysis, Experiment::General);
         assert!(
-            md.contains("| lis-8 | 20 | sparse | 64 | 4096 | 2.500e3 | 2.50× | 3.0 | 3.00× | – |"),
+            md.contains("| lis-8 | 19 | sparse | 64 | 4096 | 2.500e3 | 2.50× | 3.0 | 3.00× | – |"),
             "{md}"
         );
     }
@@ -752,10 +1098,14 @@ mod tests {
                 .record(),
         );
         let analysis = analyse(records);
-        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
-        let profile = Profile::load(&smoke).expect("the smoke profile loads");
         let mut md = String::new();
-        min_dim_table(&mut md, &analysis, Experiment::General, "lis", &profile);
+        min_dim_table(
+            &mut md,
+            &analysis,
+            Experiment::General,
+            "lis",
+            &smoke_profile(),
+        );
         for row in [
             "| standard | 32 |",
             "| sparse | 48 (32–64) |",
@@ -766,10 +1116,13 @@ mod tests {
         }
         let csv = min_dims_csv(&analysis);
         assert!(
-            csv.contains("general,lis-8,20,sparse,48.0,32,64,2\n"),
+            csv.contains("general,lis-8,19,sparse,48.0,32,64,2,\n"),
             "{csv}"
         );
-        assert!(csv.contains("general,lis-8,20,linear,,,,1\n"), "{csv}");
+        assert!(
+            csv.contains("general,lis-8,19,linear,,,,1,unknown\n"),
+            "{csv}"
+        );
     }
 
     #[test]
@@ -791,8 +1144,7 @@ mod tests {
                 crate::results::write_json_atomic(&shards[1].record(&id), record).unwrap();
             }
         }
-        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/profiles/smoke.toml");
-        let mut profile = Profile::load(&smoke).expect("the smoke profile loads");
+        let mut profile = smoke_profile();
         profile.threshold = THRESHOLD;
         let out = dir.path().join("report");
         let files = write_report(&profile, &shards, &out).expect("the report is written");
@@ -801,19 +1153,25 @@ mod tests {
             "## General DP tasks",
             "| sparse | 64 | > 64 |",
             "in 0 of 1 comparisons; it spends as many or more in 1 (sparse on `lis-8` (4.00×)).",
-            "In 1 further cases",
+            "In 1 further case an efficient model reached the threshold at no searched dimension",
             "8 runs,",
+            "A run *passes* when its validation accuracy reaches 90%",
+            "over 20000 samples",
+            "without `<eos>`",
+            "### Growth of the minimal dimension",
+            "| lis | sparse | 1 of 2 (1 unsolved: slope is a lower bound) | – | 0.00 | 0.5 |",
+            "### How the runs ended",
         ] {
             assert!(md.contains(expected), "`{expected}` in\n{md}");
         }
-        assert_eq!(files.tables.len(), 3);
+        assert_eq!(files.tables.len(), 4);
         let runs = std::fs::read_to_string(out.join("tables/runs.csv")).unwrap();
         assert_eq!(
             runs.lines().count(),
             1 + 8,
             "a header and one line per run:\n{runs}"
         );
-        assert!(runs.contains(",general,lis-16,36,sparse,64,1,"), "{runs}");
+        assert!(runs.contains(",general,lis-16,35,sparse,64,1,"), "{runs}");
         for stem in [
             "general-lis-heatmap",
             "general-lis-min-dim",

@@ -168,7 +168,7 @@ mod tests {
             seed: 1,
         };
         let summary = r#"{"task":"x","attention":"softmax","d_model":8,"backend":"flex","steps":1,"reached_target":null,"parameters":1,"train_seconds":0.0,"train_tokens":0,"train_tokens_per_second":0.0,"train_flops":0.0,"decode_flops_per_token":0.0,"eval":{"examples":0,"headline":0.0,"headline_metric":"teacher_forced","answer_accuracy":0.0,"chain_accuracy":0.0,"well_formed":0.0,"teacher_forced_accuracy":0.0,"first_wrong_step":[],"first_wrong_kind":{},"teacher_forced_first_wrong_step":[],"decode_tokens":0,"decode_seconds":0.0,"decode_tokens_per_second":0.0}}"#;
-        let config = r#"{"task":{"task":"lis","length":4,"range":250},"model":{"vocab_size":253,"max_len":12,"d_model":8},"train":{"steps":1},"data":{"source":"generated","train":1,"test":1,"seed":1}}"#;
+        let config = r#"{"task":{"task":"lis","length":4,"range":250},"model":{"vocab_size":253,"max_len":12,"d_model":8},"train":{"steps":1},"data":{"source":"generated","train":1,"validation":1,"test":1,"seed":1}}"#;
         let record = format!(
             r#"{{"key":{},"config":{config},"summary":{summary},"wall_seconds":0.0}}"#,
             serde_json::to_string(&key).unwrap()

@@ -1,9 +1,13 @@
-//! From run records to the experiment's answers: accuracy grids, minimal dimensions and the
-//! compute each model spends at equal accuracy.
+//! From run records to the experiment's answers: accuracy grids, minimal dimensions, how they
+//! grow with the problem size, and the compute each model spends at equal accuracy.
+//!
+//! Whether a run passes is decided on its validation split
+//! ([`dpcot_train::RunSummary::decision_accuracy`]); every accuracy shown is the test split's.
 
 use std::collections::BTreeMap;
 
-use dpcot_tasks::{DpTask, TaskSpec};
+use dpcot_tasks::{empirical_max_len, DpTask, TaskSpec, EMPIRICAL_SAMPLES};
+use dpcot_train::RunEnding;
 use serde::Serialize;
 
 use crate::profile::{Experiment, ModelChoice};
@@ -21,16 +25,34 @@ pub struct Point {
     pub base: &'static str,
     /// The locality knob: LIS window m or ED band w.
     pub locality: Option<usize>,
-    /// The paper's problem size: the maximum sequence length.
+    /// The paper's problem size L: the longest generated example's length in tokens, without
+    /// `<eos>` ([`empirical_max_len`]). Only the analysis measures it; runs size their models
+    /// by the task's bound, [`DpTask::max_len`].
     pub length: usize,
     /// The task's name with all its knobs (`lis-8-window2`), as in run ids.
     pub task: String,
 }
 
+/// What L means, in the words of the report's text and the figures' axes.
+pub fn length_meaning() -> String {
+    format!(
+        "the longest generated example's length in tokens (without <eos>, over {EMPIRICAL_SAMPLES} samples)"
+    )
+}
+
+/// Problem sizes already measured, by task name: [`empirical_max_len`] draws thousands of
+/// examples, once per task.
+type ProblemSizes = BTreeMap<String, usize>;
+
 impl Point {
     /// The problem a run was trained on; an error if its recorded task does not build (records
     /// read from a results directory were checked when read, so this is for hand-made ones).
     pub fn of(record: &RunRecord) -> Result<Self, AnalysisError> {
+        Self::measured(record, &mut ProblemSizes::new())
+    }
+
+    /// [`Point::of`], measuring each task's size once over all calls sharing `sizes`.
+    fn measured(record: &RunRecord, sizes: &mut ProblemSizes) -> Result<Self, AnalysisError> {
         let spec = &record.key.task;
         let task = spec.build()?;
         let (base, locality, knob) = match *spec {
@@ -42,13 +64,17 @@ impl Point {
             None => base.to_string(),
             Some(m) => format!("{base}-{knob}{m}"),
         };
+        let name = task.name();
+        let length = *sizes
+            .entry(name.clone())
+            .or_insert_with(|| empirical_max_len(&task));
         Ok(Self {
             experiment: record.key.experiment,
             family,
             base,
             locality,
-            length: task.max_len(),
-            task: task.name(),
+            length,
+            task: name,
         })
     }
 }
@@ -82,13 +108,11 @@ impl Spread {
             n: values.len(),
         })
     }
-}
 
-/// The minimal dimension of one seed: the smallest trained dimension whose headline accuracy
-/// reaches the threshold, `None` if none did. Dimensions the search skipped are not assumed to
-/// pass or fail.
-fn seed_min_dim(passing_dims: &[usize]) -> Option<usize> {
-    passing_dims.iter().copied().min()
+    /// Whether the values differ (seeds disagree).
+    pub fn varies(&self) -> bool {
+        self.min != self.max
+    }
 }
 
 /// The rule that turns several seeds into one minimal dimension: the spread of the seeds' own
@@ -97,6 +121,134 @@ fn seed_min_dim(passing_dims: &[usize]) -> Option<usize> {
 pub fn min_dim_over_seeds(per_seed: &[Option<usize>]) -> Option<Spread> {
     let dims: Option<Vec<f64>> = per_seed.iter().map(|m| m.map(|d| d as f64)).collect();
     Spread::of(&dims?)
+}
+
+/// One seed's search on one (point, model): its minimal dimension and how the run at its
+/// largest trained dimension ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedSearch {
+    /// The seed.
+    pub seed: u64,
+    /// The smallest trained dimension whose run passed (on validation), `None` if none did.
+    /// Dimensions the search skipped are not assumed to pass or fail.
+    pub min_dim: Option<usize>,
+    /// The largest dimension trained.
+    pub largest_dim: usize,
+    /// How the run at `largest_dim` ended (`None` for runs from before endings were recorded).
+    pub ending_at_largest: Option<RunEnding>,
+}
+
+impl SeedSearch {
+    /// The search as far as its first run, `record`, shows it.
+    fn of(record: &RunRecord, threshold: f64) -> Self {
+        let d_model = record.key.d_model;
+        Self {
+            seed: record.key.seed,
+            min_dim: (record.summary.decision_accuracy() >= threshold).then_some(d_model),
+            largest_dim: d_model,
+            ending_at_largest: record.summary.ending,
+        }
+    }
+
+    /// Adds another run of the same (point, model, seed).
+    fn add(&mut self, record: &RunRecord, threshold: f64) {
+        let next = Self::of(record, threshold);
+        self.min_dim = match (self.min_dim, next.min_dim) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if next.largest_dim >= self.largest_dim {
+            self.largest_dim = next.largest_dim;
+            self.ending_at_largest = next.ending_at_largest;
+        }
+    }
+}
+
+/// Why a (point, model) pair that some seed never solved stayed unsolved, from how each failing
+/// seed's run at its largest dimension ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsolved {
+    /// Every failing seed's largest run plateaued: evidence the model lacks the capacity (at
+    /// this training recipe).
+    Plateaued,
+    /// Some failing seed's largest run ran out of steps while still improving: no evidence
+    /// either way.
+    OutOfBudget,
+    /// Some ending was not recorded (older runs), or contradicts the decision.
+    Unknown,
+}
+
+impl Unsolved {
+    /// The rule over the failing seeds' endings: any out of budget makes the pair out of
+    /// budget, all plateaued make it plateaued, anything else is unknown.
+    pub fn of(failing_endings: &[Option<RunEnding>]) -> Self {
+        if failing_endings.contains(&Some(RunEnding::OutOfBudget)) {
+            Unsolved::OutOfBudget
+        } else if !failing_endings.is_empty()
+            && failing_endings
+                .iter()
+                .all(|e| *e == Some(RunEnding::Plateaued))
+        {
+            Unsolved::Plateaued
+        } else {
+            Unsolved::Unknown
+        }
+    }
+
+    /// The name used in CSV tables: `plateaued`, `out of budget`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unsolved::Plateaued => "plateaued",
+            Unsolved::OutOfBudget => "out of budget",
+            Unsolved::Unknown => "unknown",
+        }
+    }
+
+    /// The word the minimal-dimension table adds to `> d`, if the reason is known.
+    pub fn tag(self) -> Option<&'static str> {
+        match self {
+            Unsolved::Plateaued => Some("plateau"),
+            Unsolved::OutOfBudget => Some("budget"),
+            Unsolved::Unknown => None,
+        }
+    }
+}
+
+/// The least-squares slope b of log d = a + b·log L through `points` (L, d): the exponent of
+/// the minimal dimension's growth with the problem size (0.5 for d ∝ √L). `None` without two
+/// distinct sizes, or if a value is not positive.
+pub fn growth_exponent(points: &[(f64, f64)]) -> Option<f64> {
+    if points.iter().any(|&(l, d)| !(l > 0.0 && d > 0.0)) {
+        return None;
+    }
+    let logs: Vec<(f64, f64)> = points.iter().map(|&(l, d)| (l.ln(), d.ln())).collect();
+    let n = logs.len() as f64;
+    let mean_x = logs.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = logs.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = logs.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = logs.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// How one model's minimal dimension grows with L on one task family: the
+/// [`growth_exponent`] of each seed's own minimal dimensions over the sizes every seed solved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Growth {
+    /// The experiment.
+    pub experiment: Experiment,
+    /// The task family.
+    pub family: String,
+    /// The model.
+    pub model: ModelChoice,
+    /// Sizes of the family the model was searched on.
+    pub sizes: usize,
+    /// Of them, sizes some seed did not solve: left out of the fit.
+    pub unsolved: usize,
+    /// Whether every unsolved size is larger than every solved one: the dimension needed
+    /// there is above the grid, so the slope understates the growth.
+    pub unsolved_above: bool,
+    /// The slope over the seeds (`None` with fewer than two solved sizes).
+    pub slope: Option<Spread>,
 }
 
 /// What a (point, model) pair cost at its minimal dimension: every field is the mean over
@@ -160,10 +312,10 @@ impl ComputeAtAccuracy {
 /// Everything the report shows, computed from the records.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
-    /// (point, model, dim) → headline accuracies over seeds.
+    /// (point, model, dim) → test accuracies (headline) over seeds.
     pub accuracy: BTreeMap<(Point, ModelChoice, usize), Vec<f64>>,
-    /// (point, model) → minimal dimension per seed (`None`: no dimension run reached it).
-    pub min_dims: BTreeMap<(Point, ModelChoice), Vec<Option<usize>>>,
+    /// (point, model) → each seed's search, by seed.
+    pub searches: BTreeMap<(Point, ModelChoice), Vec<SeedSearch>>,
     /// The cost of every (point, model) pair that every seed solved, by point and model.
     pub compute: Vec<ComputeAtAccuracy>,
     /// The records analysed, in the order given.
@@ -173,48 +325,59 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Analyses `records`: a run solves its problem when its headline accuracy reaches
-    /// `threshold`. An error if a record's task does not build.
+    /// Analyses `records`: a run solves its problem when its decision accuracy (validation,
+    /// else test) reaches `threshold`. An error if a record's task does not build.
     pub fn new(records: Vec<RunRecord>, threshold: f64) -> Result<Self, AnalysisError> {
-        let points: Vec<Point> = records.iter().map(Point::of).collect::<Result<_, _>>()?;
+        let mut sizes = ProblemSizes::new();
+        let points: Vec<Point> = records
+            .iter()
+            .map(|r| Point::measured(r, &mut sizes))
+            .collect::<Result<_, _>>()?;
         let mut accuracy: BTreeMap<_, Vec<f64>> = BTreeMap::new();
-        // (point, model, seed) → passing dims.
-        let mut passing: BTreeMap<(Point, ModelChoice, u64), Vec<usize>> = BTreeMap::new();
+        let mut by_seed: BTreeMap<(Point, ModelChoice), BTreeMap<u64, SeedSearch>> =
+            BTreeMap::new();
         for (point, record) in points.iter().zip(&records) {
             let key = &record.key;
             accuracy
                 .entry((point.clone(), key.model, key.d_model))
                 .or_default()
                 .push(record.summary.eval.headline);
-            let dims = passing
-                .entry((point.clone(), key.model, key.seed))
-                .or_default();
-            if record.summary.eval.headline >= threshold {
-                dims.push(key.d_model);
-            }
-        }
-        let mut min_dims: BTreeMap<(Point, ModelChoice), Vec<Option<usize>>> = BTreeMap::new();
-        for ((point, model, _seed), dims) in &passing {
-            min_dims
-                .entry((point.clone(), *model))
+            by_seed
+                .entry((point.clone(), key.model))
                 .or_default()
-                .push(seed_min_dim(dims));
+                .entry(key.seed)
+                .and_modify(|search| search.add(record, threshold))
+                .or_insert_with(|| SeedSearch::of(record, threshold));
         }
+        let searches: BTreeMap<_, Vec<SeedSearch>> = by_seed
+            .into_iter()
+            .map(|(pair, seeds)| (pair, seeds.into_values().collect()))
+            .collect();
+        let mut analysis = Self {
+            accuracy,
+            searches,
+            compute: Vec::new(),
+            records,
+            points,
+        };
+        analysis.compute = analysis.compute_at_min_dims();
+        Ok(analysis)
+    }
 
+    /// The cost of every pair every seed solved, each seed's run taken at its own minimum.
+    fn compute_at_min_dims(&self) -> Vec<ComputeAtAccuracy> {
         let mut compute = Vec::new();
-        for ((point, model), mins) in &min_dims {
-            if mins.iter().any(Option::is_none) {
+        for ((point, model), seeds) in &self.searches {
+            if seeds.iter().any(|s| s.min_dim.is_none()) {
                 continue;
             }
-            let at_min: Vec<&RunRecord> = points
-                .iter()
-                .zip(&records)
+            let at_min: Vec<&RunRecord> = self
+                .runs()
                 .filter(|(p, r)| r.key.model == *model && *p == point)
                 .filter(|(_, r)| {
-                    let seed_min = passing
-                        .get(&(point.clone(), *model, r.key.seed))
-                        .and_then(|dims| seed_min_dim(dims));
-                    seed_min == Some(r.key.d_model)
+                    seeds
+                        .iter()
+                        .any(|s| s.seed == r.key.seed && s.min_dim == Some(r.key.d_model))
                 })
                 .map(|(_, r)| r)
                 .collect();
@@ -222,13 +385,7 @@ impl Analysis {
                 compute.push(ComputeAtAccuracy::mean_of(point, *model, &at_min));
             }
         }
-        Ok(Self {
-            accuracy,
-            min_dims,
-            compute,
-            records,
-            points,
-        })
+        compute
     }
 
     /// Every record with its point.
@@ -290,7 +447,7 @@ impl Analysis {
         points
     }
 
-    /// Mean accuracy of (point, model, dim) over seeds, if run.
+    /// Mean test accuracy of (point, model, dim) over seeds, if run.
     pub fn mean_accuracy(&self, point: &Point, model: ModelChoice, dim: usize) -> Option<f64> {
         self.accuracy
             .get(&(point.clone(), model, dim))
@@ -298,10 +455,92 @@ impl Analysis {
             .map(|s| s.mean)
     }
 
+    /// Each seed's minimal dimension on (point, model), by seed; `None` if it was not run.
+    pub fn seed_min_dims(&self, point: &Point, model: ModelChoice) -> Option<Vec<Option<usize>>> {
+        let seeds = self.searches.get(&(point.clone(), model))?;
+        Some(seeds.iter().map(|s| s.min_dim).collect())
+    }
+
     /// Minimal dimension of (point, model) by [`min_dim_over_seeds`]: `None` if it was not run
     /// or some seed never reached the threshold.
     pub fn min_dim(&self, point: &Point, model: ModelChoice) -> Option<Spread> {
-        min_dim_over_seeds(self.min_dims.get(&(point.clone(), model))?)
+        min_dim_over_seeds(&self.seed_min_dims(point, model)?)
+    }
+
+    /// Why (point, model) stayed unsolved ([`Unsolved::of`] over its failing seeds); `None` if
+    /// it was not run or every seed solved it.
+    pub fn unsolved(&self, point: &Point, model: ModelChoice) -> Option<Unsolved> {
+        let failing: Vec<Option<RunEnding>> = self
+            .searches
+            .get(&(point.clone(), model))?
+            .iter()
+            .filter(|s| s.min_dim.is_none())
+            .map(|s| s.ending_at_largest)
+            .collect();
+        (!failing.is_empty()).then(|| Unsolved::of(&failing))
+    }
+
+    /// The growth of every model's minimal dimension on every task family, by experiment,
+    /// family and model.
+    pub fn growth(&self) -> Vec<Growth> {
+        let mut rows = Vec::new();
+        for (experiment, family) in self.families() {
+            let points = self.points(experiment, &family);
+            for model in self.models() {
+                rows.extend(self.growth_of(experiment, &family, &points, model));
+            }
+        }
+        rows
+    }
+
+    /// [`Analysis::growth`] of one model on one family's `points`; `None` if it was not run.
+    fn growth_of(
+        &self,
+        experiment: Experiment,
+        family: &str,
+        points: &[Point],
+        model: ModelChoice,
+    ) -> Option<Growth> {
+        let searched: Vec<(f64, &Vec<SeedSearch>)> = points
+            .iter()
+            .filter_map(|p| Some((p.length as f64, self.searches.get(&(p.clone(), model))?)))
+            .collect();
+        if searched.is_empty() {
+            return None;
+        }
+        let (solved, unsolved): (Vec<_>, Vec<_>) = searched
+            .iter()
+            .partition(|(_, seeds)| seeds.iter().all(|s| s.min_dim.is_some()));
+        let largest_solved = solved.iter().map(|(l, _)| *l).fold(0.0, f64::max);
+        let mut seeds: Vec<u64> = solved
+            .iter()
+            .flat_map(|(_, s)| s.iter().map(|s| s.seed))
+            .collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let slopes: Vec<f64> = seeds
+            .iter()
+            .filter_map(|&seed| {
+                let dims: Vec<(f64, f64)> = solved
+                    .iter()
+                    .filter_map(|(l, s)| {
+                        let dim = s.iter().find(|s| s.seed == seed)?.min_dim?;
+                        Some((*l, dim as f64))
+                    })
+                    .collect();
+                growth_exponent(&dims)
+            })
+            .collect();
+        Some(Growth {
+            experiment,
+            family: family.to_string(),
+            model,
+            sizes: searched.len(),
+            unsolved: unsolved.len(),
+            unsolved_above: !unsolved.is_empty()
+                && unsolved.iter().all(|(l, _)| *l > largest_solved),
+            slope: Spread::of(&slopes),
+        })
     }
 
     /// `value` of a compute row relative to the standard model's on the same problem (same
@@ -325,6 +564,7 @@ mod tests {
     use super::*;
     use crate::fixtures::{lis, local_lis, run, search, solved};
     use crate::profile::ModelChoice::{Linear, Sliding, Sparse, Standard};
+    use dpcot_train::RunEnding::{OutOfBudget, Passed, Plateaued};
 
     const THRESHOLD: f64 = 0.9;
 
@@ -364,11 +604,10 @@ mod tests {
             ("lis", "lis", None, "lis-8"),
             "{general:?}"
         );
-        let task = lis(8).build().unwrap();
         assert_eq!(
             general.length,
-            task.max_len(),
-            "the size is the maximum sequence length"
+            2 * 8 + 3,
+            "the size is the longest example without <eos>, as the paper counts it"
         );
         let local = Point::of(
             &run(&local_lis(8, 2), Standard, 16)
@@ -418,7 +657,10 @@ mod tests {
             (32.0, 32.0, 32.0, 1),
             "{found:?}"
         );
-        assert_eq!(analysis.min_dims[&(p.clone(), Standard)], vec![Some(32)]);
+        assert_eq!(
+            analysis.seed_min_dims(&p, Standard).unwrap(),
+            vec![Some(32)]
+        );
     }
 
     #[test]
@@ -495,7 +737,7 @@ mod tests {
         let analysis = analyse(records);
         let p = point(&analysis, "lis-8");
         assert_eq!(
-            analysis.min_dims[&(p.clone(), Sparse)],
+            analysis.seed_min_dims(&p, Sparse).unwrap(),
             vec![Some(32), None]
         );
         assert_eq!(
@@ -519,7 +761,7 @@ mod tests {
         let p = point(&analysis, "lis-8");
         for model in [Standard, Sparse, Linear] {
             assert_eq!(
-                analysis.min_dims[&(p.clone(), model)],
+                analysis.seed_min_dims(&p, model).unwrap(),
                 vec![None],
                 "{model:?}"
             );
@@ -689,5 +931,177 @@ mod tests {
         assert!(analysis
             .runs()
             .all(|(p, r)| p.experiment == r.key.experiment));
+    }
+
+    #[test]
+    fn validation_decides_and_the_test_accuracy_is_shown() {
+        // Seed 1: validation passes at 16 while the test split is below the threshold.
+        // Seed 2: the test split passes at 16 while validation does not; 32 passes both.
+        let records = vec![
+            run(&lis(8), Standard, 16)
+                .headline(0.85)
+                .validation(0.92)
+                .record(),
+            run(&lis(8), Standard, 16)
+                .seed(2)
+                .headline(0.95)
+                .validation(0.88)
+                .record(),
+            run(&lis(8), Standard, 32)
+                .seed(2)
+                .headline(0.97)
+                .validation(0.96)
+                .record(),
+        ];
+        let analysis = analyse(records);
+        let p = point(&analysis, "lis-8");
+        assert_eq!(
+            analysis.seed_min_dims(&p, Standard).unwrap(),
+            vec![Some(16), Some(32)],
+            "validation passes seed 1 at 16 and fails seed 2 there"
+        );
+        assert_eq!(
+            analysis.mean_accuracy(&p, Standard, 16),
+            Some((0.85 + 0.95) / 2.0),
+            "the accuracies shown are the test split's"
+        );
+    }
+
+    #[test]
+    fn without_a_validation_split_the_test_accuracy_decides() {
+        let analysis = analyse(search(&lis(8), Standard, 1, &[(16, 0.95), (8, 0.5)]));
+        let p = point(&analysis, "lis-8");
+        assert_eq!(
+            analysis.seed_min_dims(&p, Standard).unwrap(),
+            vec![Some(16)]
+        );
+    }
+
+    #[test]
+    fn an_unsolved_pair_says_why_from_its_largest_runs() {
+        let failing = |model, seed, endings: [Option<RunEnding>; 2]| {
+            [16, 32].into_iter().zip(endings).map(move |(d, ending)| {
+                let r = run(&lis(8), model, d).seed(seed).headline(0.5);
+                match ending {
+                    Some(e) => r.ending(e).record(),
+                    None => r.record(),
+                }
+            })
+        };
+        let mut records: Vec<RunRecord> = Vec::new();
+        // Standard: both seeds plateaued at 32 (the smaller run's ending does not matter).
+        records.extend(failing(Standard, 1, [Some(OutOfBudget), Some(Plateaued)]));
+        records.extend(failing(Standard, 2, [None, Some(Plateaued)]));
+        // Sparse: one seed plateaued, the other ran out of budget.
+        records.extend(failing(Sparse, 1, [None, Some(Plateaued)]));
+        records.extend(failing(Sparse, 2, [None, Some(OutOfBudget)]));
+        // Linear: one seed solved it, the other's ending was not recorded.
+        records.push(
+            run(&lis(8), Linear, 32)
+                .headline(0.95)
+                .ending(Passed)
+                .record(),
+        );
+        records.extend(failing(Linear, 2, [None, None]));
+        let analysis = analyse(records);
+        let p = point(&analysis, "lis-8");
+        assert_eq!(analysis.unsolved(&p, Standard), Some(Unsolved::Plateaued));
+        assert_eq!(analysis.unsolved(&p, Sparse), Some(Unsolved::OutOfBudget));
+        assert_eq!(analysis.unsolved(&p, Linear), Some(Unsolved::Unknown));
+        assert_eq!(
+            analysis.unsolved(&p, Sliding { window: 4 }),
+            None,
+            "not run"
+        );
+    }
+
+    #[test]
+    fn a_solved_pair_has_no_reason_to_be_unsolved() {
+        let analysis = analyse(vec![solved(&lis(8), Standard, 16, 1.0).record()]);
+        let p = point(&analysis, "lis-8");
+        assert_eq!(analysis.unsolved(&p, Standard), None);
+        assert_eq!(Unsolved::of(&[]), Unsolved::Unknown, "no failing seed");
+        assert_eq!(Unsolved::of(&[Some(Passed)]), Unsolved::Unknown);
+    }
+
+    #[test]
+    fn the_growth_exponent_of_a_power_law_is_its_power() {
+        for (power, c) in [(0.5, 3.0), (1.0, 0.25), (0.0, 64.0), (2.0, 1.0)] {
+            let points: Vec<(f64, f64)> = [11.0, 35.0, 83.0, 501.0]
+                .iter()
+                .map(|&l: &f64| (l, c * l.powf(power)))
+                .collect();
+            let b = growth_exponent(&points).expect("four sizes");
+            assert!((b - power).abs() < 1e-9, "d = {c}·L^{power}: slope {b}");
+        }
+        // Least squares through a point off the line: between the two pairs' slopes.
+        let b = growth_exponent(&[(10.0, 10.0), (100.0, 100.0), (1000.0, 100.0)]).unwrap();
+        assert!(0.0 < b && b < 1.0, "{b}");
+    }
+
+    #[test]
+    fn the_growth_exponent_needs_two_sizes_and_positive_values() {
+        assert_eq!(growth_exponent(&[]), None);
+        assert_eq!(growth_exponent(&[(10.0, 32.0)]), None, "one size");
+        assert_eq!(
+            growth_exponent(&[(10.0, 32.0), (10.0, 64.0)]),
+            None,
+            "one size twice"
+        );
+        assert_eq!(growth_exponent(&[(0.0, 32.0), (10.0, 64.0)]), None);
+        assert_eq!(growth_exponent(&[(5.0, f64::NAN), (10.0, 64.0)]), None);
+    }
+
+    #[test]
+    fn growth_is_fitted_per_seed_over_the_sizes_every_seed_solved() {
+        // lis-n has L = 2n + 3: 11, 35 and 131 for n = 4, 16 and 64. Seed 1's dimension grows
+        // fourfold from 11 to 35, seed 2's stays flat; seed 2 never solves n = 64.
+        let mut records = Vec::new();
+        for (n, d1, d2) in [(4, 16, 32), (16, 64, 32)] {
+            records.push(run(&lis(n), Sparse, d1).headline(0.95).record());
+            records.push(run(&lis(n), Sparse, d2).seed(2).headline(0.95).record());
+        }
+        records.extend(search(&lis(64), Sparse, 1, &[(64, 0.5), (128, 0.95)]));
+        records.extend(search(&lis(64), Sparse, 2, &[(64, 0.5), (128, 0.6)]));
+        records.push(solved(&lis(4), Standard, 16, 1.0).record());
+        let analysis = analyse(records);
+        let growth = analysis.growth();
+        let sparse = growth
+            .iter()
+            .find(|g| g.model == Sparse)
+            .expect("a sparse row");
+        assert_eq!(
+            (sparse.sizes, sparse.unsolved, sparse.unsolved_above),
+            (3, 1, true),
+            "{sparse:?}"
+        );
+        let slope = sparse.slope.expect("two solved sizes");
+        let seed1 = (64f64 / 16.0).ln() / (35f64 / 11.0).ln();
+        assert_eq!(slope.n, 2, "{slope:?}");
+        assert!(
+            (slope.max - seed1).abs() < 1e-9 && slope.min.abs() < 1e-9,
+            "seed 1's own dims give {seed1}, seed 2's are flat: {slope:?}"
+        );
+        assert!((slope.mean - seed1 / 2.0).abs() < 1e-9, "{slope:?}");
+        let standard = growth.iter().find(|g| g.model == Standard).unwrap();
+        assert_eq!(
+            (standard.sizes, standard.unsolved, standard.slope),
+            (1, 0, None),
+            "one size: no slope"
+        );
+    }
+
+    #[test]
+    fn an_unsolved_size_below_the_solved_ones_is_not_called_a_lower_bound() {
+        let mut records = search(&lis(4), Linear, 1, &[(16, 0.5)]);
+        records.push(solved(&lis(8), Linear, 16, 1.0).record());
+        records.push(solved(&lis(16), Linear, 32, 1.0).record());
+        let growth = analyse(records).growth();
+        assert_eq!(
+            (growth[0].unsolved, growth[0].unsolved_above),
+            (1, false),
+            "{growth:?}"
+        );
+        assert!(growth[0].slope.is_some());
     }
 }

@@ -285,7 +285,7 @@ fn search(
                 seed: group.seed,
             };
             let record = ensure_run(profile, group.sweep, &key, options, bar, counts)?;
-            Ok(record.summary.eval.headline >= profile.threshold)
+            Ok(record.summary.decision_accuracy() >= profile.threshold)
         };
         let found = if options.full_grid {
             let mut first = None;
@@ -391,9 +391,14 @@ fn ensure_run(
         bar,
         options.quiet,
         format!(
-            "{id}: {:.1}% in {} steps, {:.0}s",
-            100.0 * record.summary.eval.headline,
+            "{id}: {} at step {} (validation {:.1}%, test {:.1}%), {:.0}s",
+            record
+                .summary
+                .ending
+                .map_or("finished", |ending| ending.as_str()),
             record.summary.steps,
+            100.0 * record.summary.decision_accuracy(),
+            100.0 * record.summary.eval.headline,
             record.wall_seconds
         ),
     );
@@ -423,7 +428,7 @@ pub fn run_config(
         task: key.task.clone(),
         model,
         train,
-        data: profile.data.generated(key.seed),
+        data: profile.data.generated(&key.task, key.seed),
     };
     config.validate()?;
     Ok(config)

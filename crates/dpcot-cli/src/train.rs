@@ -34,8 +34,9 @@ pub struct TrainArgs {
     /// Seed of the initialisation, the data, the batch order and dropout.
     #[arg(long, help = flag_help("Seed of the initialisation, the data, the batch order and dropout", TrainConfig::DEFAULT_SEED))]
     seed: Option<u64>,
-    /// A dataset directory from `dpcot generate`; otherwise data is generated.
-    #[arg(long, conflicts_with_all = ["train_examples", "test_examples"])]
+    /// A dataset directory from `dpcot generate` or `dpcot import`; otherwise data is
+    /// generated. Its validation split is the end of its train.txt (--validation-examples).
+    #[arg(long, conflicts_with_all = ["train_examples", "test_examples", "mix_smaller"])]
     data: Option<PathBuf>,
     #[command(flatten)]
     generated: DataOverrides,
@@ -70,8 +71,11 @@ impl TrainArgs {
             .with_seed(seed)
             .with_target_accuracy(self.target);
         let data = match &self.data {
-            Some(path) => DataSource::Directory { path: path.clone() },
-            None => self.generated.generated(seed),
+            Some(path) => DataSource::Directory {
+                path: path.clone(),
+                validation: self.generated.validation(),
+            },
+            None => self.generated.generated(&task, seed),
         };
         Ok(RunConfig {
             task,
@@ -170,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             config.data,
-            DataOverrides::default().generated(TrainConfig::DEFAULT_SEED)
+            DataOverrides::default().generated(&config.task, TrainConfig::DEFAULT_SEED)
         );
     }
 

@@ -11,16 +11,15 @@
 //! temporary file and renamed, so a reader never sees half a dataset; the header's `count`
 //! catches a file truncated later.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use rand::distr::{weighted::WeightedIndex, Distribution};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::stream::{draw, HeldOut, Sampler};
 use crate::task::{DpTask, Example, Task, TaskSpec};
 use crate::vocab::EOS;
 use crate::TaskError;
@@ -117,60 +116,31 @@ pub fn generate(
     mut progress: impl FnMut(usize),
 ) -> Result<(Dataset, Dataset), TaskError> {
     let task = config.task.build()?;
-    let sizes = match (&task, config.mix_smaller) {
-        (_, false) => None,
-        (Task::Arithmetic(a), true) => {
-            let weights: Vec<usize> = (1..=a.operators()).collect();
-            Some(WeightedIndex::new(weights).expect("weights 1..=N are positive"))
-        }
-        (_, true) => {
-            return Err(TaskError::invalid(
-                "mix_smaller",
-                true,
-                format!("only arithmetic mixes smaller sizes, not {}", task.name()),
-            ))
-        }
-    };
+    let sampler = Sampler::new(task.clone(), config.mix_smaller)?;
+    let test_sampler = Sampler::new(task.clone(), false)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    const REPORT_EVERY: usize = 4096;
-
-    let mut test = Vec::with_capacity(config.test);
-    for i in 0..config.test {
-        test.push(task.generate(&mut rng));
-        if i.is_multiple_of(REPORT_EVERY) {
-            progress(i);
-        }
-    }
-    let held_out: HashSet<&[u32]> = test.iter().map(|e| e.tokens.as_slice()).collect();
-
-    let mut train = Vec::with_capacity(config.train);
-    // Small problem spaces can be exhausted by the test set; give up rather than loop forever.
-    let max_attempts = 20 * config.train + 10_000;
-    let mut attempts = 0;
-    while train.len() < config.train {
-        if attempts == max_attempts {
-            return Err(TaskError::SpaceExhausted {
-                split: "train",
-                wanted: config.train,
-                found: train.len(),
-                attempts,
-            });
-        }
-        attempts += 1;
-        let example = match (&task, &sizes) {
-            (Task::Arithmetic(a), Some(sizes)) => {
-                a.generate_with(sizes.sample(&mut rng) + 1, &mut rng)
-            }
-            _ => task.generate(&mut rng),
-        };
-        if held_out.contains(example.tokens.as_slice()) {
-            continue;
-        }
-        train.push(example);
-        if train.len().is_multiple_of(REPORT_EVERY) {
-            progress(config.test + train.len());
-        }
-    }
+    progress(0);
+    // The test split may repeat a problem (as the reference's may); the training split never
+    // holds one of them.
+    let mut no_held_out = HeldOut::default();
+    let test = draw(
+        &test_sampler,
+        &mut rng,
+        config.test,
+        &mut no_held_out,
+        false,
+        "test",
+    )?;
+    progress(config.test);
+    let mut held_out = HeldOut::new(&test);
+    let train = draw(
+        &sampler,
+        &mut rng,
+        config.train,
+        &mut held_out,
+        false,
+        "train",
+    )?;
     progress(config.test + config.train);
 
     let header = |split, count, mix_smaller| DatasetHeader {
@@ -394,7 +364,7 @@ mod tests {
             window: None,
         };
         let (train, test) = generate(&cfg, |_| {}).unwrap();
-        let held: HashSet<_> = test.examples.iter().map(|e| &e.tokens).collect();
+        let held: std::collections::HashSet<_> = test.examples.iter().map(|e| &e.tokens).collect();
         assert!(train.examples.iter().all(|e| !held.contains(&e.tokens)));
         assert_eq!(train.examples.len(), 2000);
     }

@@ -11,6 +11,7 @@
 //!   [`Task`], any of the three;
 //! - [`arithmetic`], [`lis`], [`edit_distance`]: generator, vocabulary and reference solver of
 //!   each task;
+//! - [`length`]: the paper's problem size L, measured on generated examples;
 //! - [`vocab`]: word-level vocabularies and tokenization;
 //! - [`check`]: the CoT checker's [`CheckReport`] and the first wrong step;
 //! - [`dataset`]: generating datasets with disjoint splits, and reading and writing them;
@@ -40,13 +41,17 @@ pub mod check;
 pub mod dataset;
 pub mod edit_distance;
 mod error;
+pub mod length;
 pub mod lis;
 pub mod reference_format;
+pub mod stream;
 pub mod task;
 pub mod vocab;
 
 pub use check::{CheckReport, WrongKind, WrongStep};
 pub use dataset::{generate, Dataset, DatasetHeader, GenerateConfig, Split};
 pub use error::TaskError;
+pub use length::{empirical_max_len, EMPIRICAL_SAMPLES, EMPIRICAL_SEED};
+pub use stream::{ExampleStream, HeldOut, Sampler};
 pub use task::{DpTask, Example, Task, TaskKind, TaskOptions, TaskSpec};
 pub use vocab::{TokenId, Vocab};

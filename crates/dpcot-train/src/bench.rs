@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{adamw, masked_cross_entropy};
+use crate::optim::{masked_cross_entropy, optimizer};
 use crate::{TrainConfig, TrainError};
 
 /// One shape to measure.
@@ -111,7 +111,7 @@ pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainE
     trained.seed(spec.seed);
     let mut model = config.init(&trained)?;
     let defaults = TrainConfig::new(1);
-    let mut optimizer = adamw(&defaults).init();
+    let mut optimizer = optimizer(&defaults)?;
     let (inputs_ad, targets_ad, mask_ad) = (
         inputs.clone().to_device(&trained),
         targets.clone().to_device(&trained),

@@ -17,6 +17,8 @@ use dpcot_model::{ModelConfig, Transformer};
 use dpcot_tasks::atomic::write_atomic_with;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::RunEnding;
+use crate::plateau::Plateau;
 use crate::TrainError;
 
 const MAGIC: &[u8; 8] = b"DPCOTCK1";
@@ -32,6 +34,17 @@ pub struct Progress {
     pub tokens_seen: u64,
     /// Training FLOPs so far (forward + backward on the padded batches).
     pub train_flops: f64,
+    /// The step the run is scheduled to end at: the budget, grown by each continuation of a
+    /// run still improving at its end. 0 in checkpoints from before continuations (the
+    /// budget).
+    #[serde(default)]
+    pub horizon: usize,
+    /// The validation history of the plateau rule.
+    #[serde(default)]
+    pub plateau: Plateau,
+    /// How the run ended, once it has: resuming an ended run trains no further.
+    #[serde(default)]
+    pub ending: Option<RunEnding>,
 }
 
 /// What a checkpoint says about itself.

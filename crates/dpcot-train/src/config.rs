@@ -39,8 +39,8 @@ pub struct TrainConfig {
     /// Evaluate every this many steps (and at the end). Default: a tenth of the budget.
     #[serde(default)]
     pub eval_every: Option<usize>,
-    /// Test examples used by the intermediate evaluations; the final one uses the whole split
-    /// [default: [`Self::DEFAULT_EVAL_EXAMPLES`]].
+    /// Validation examples used by the intermediate evaluations; the final ones use the whole
+    /// validation and test splits [default: [`Self::DEFAULT_EVAL_EXAMPLES`]].
     #[serde(default = "default_eval_examples")]
     pub eval_examples: usize,
     /// Stop as soon as an evaluation reaches this headline accuracy (in [0, 1]).
@@ -56,6 +56,20 @@ pub struct TrainConfig {
     /// Seeds the initialisation, the batch order and dropout [default: [`Self::DEFAULT_SEED`]].
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Continue a run that is still improving when `steps` are done, up to this many steps in
+    /// all (see [`Self::extension`]). Default: `steps`, no continuation.
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// The plateau rule: validation accuracy has plateaued when the last `plateau_patience`
+    /// evaluations all failed to beat the best accuracy before them by more than
+    /// `plateau_min_delta` [default: [`Self::DEFAULT_PLATEAU_PATIENCE`]]. Only judged once the
+    /// `steps` budget is spent: a run is never called plateaued before it.
+    #[serde(default = "default_plateau_patience")]
+    pub plateau_patience: usize,
+    /// The smallest gain in validation accuracy that counts as improving
+    /// [default: [`Self::DEFAULT_PLATEAU_MIN_DELTA`]].
+    #[serde(default = "default_plateau_min_delta")]
+    pub plateau_min_delta: f64,
 }
 
 fn default_batch_size() -> usize {
@@ -76,6 +90,12 @@ fn default_log_every() -> usize {
 fn default_seed() -> u64 {
     TrainConfig::DEFAULT_SEED
 }
+fn default_plateau_patience() -> usize {
+    TrainConfig::DEFAULT_PLATEAU_PATIENCE
+}
+fn default_plateau_min_delta() -> f64 {
+    TrainConfig::DEFAULT_PLATEAU_MIN_DELTA
+}
 
 impl TrainConfig {
     /// The step budget when none is given.
@@ -92,6 +112,10 @@ impl TrainConfig {
     pub const DEFAULT_LOG_EVERY: usize = 10;
     /// The seed when none is given.
     pub const DEFAULT_SEED: u64 = 1;
+    /// Evaluations without improvement that make a plateau, when not given.
+    pub const DEFAULT_PLATEAU_PATIENCE: usize = 4;
+    /// The smallest gain in validation accuracy that counts as improving, when not given.
+    pub const DEFAULT_PLATEAU_MIN_DELTA: f64 = 0.01;
 
     /// Defaults for a budget of `steps`.
     pub fn new(steps: usize) -> Self {
@@ -108,6 +132,9 @@ impl TrainConfig {
             checkpoint_every: None,
             log_every: Self::DEFAULT_LOG_EVERY,
             seed: Self::DEFAULT_SEED,
+            max_steps: None,
+            plateau_patience: Self::DEFAULT_PLATEAU_PATIENCE,
+            plateau_min_delta: Self::DEFAULT_PLATEAU_MIN_DELTA,
         }
     }
 
@@ -140,14 +167,34 @@ impl TrainConfig {
             .unwrap_or_else(|| self.eval_interval())
     }
 
-    /// Learning rate at `step` (0-based): linear warm-up, then linear decay to 0.
+    /// The step cap: `max_steps`, else `steps`.
+    pub fn step_cap(&self) -> usize {
+        self.max_steps.unwrap_or(self.steps).max(self.steps)
+    }
+
+    /// Steps added to the horizon of a run that is still improving at its end: one plateau
+    /// window (`plateau_patience` evaluations), so that the extension alone can show a
+    /// plateau.
+    pub fn extension(&self) -> usize {
+        self.plateau_patience * self.eval_interval()
+    }
+
+    /// Learning rate at `step` (0-based) of a run whose budget is `steps`: linear warm-up,
+    /// then linear decay to 0 at `steps`.
     pub fn learning_rate_at(&self, step: usize) -> f64 {
+        self.learning_rate_within(step, self.steps)
+    }
+
+    /// Learning rate at `step` (0-based) when the run's horizon is `horizon` steps: linear
+    /// warm-up, then linear decay to 0 at the horizon. A continued run's horizon grows, so its
+    /// rate rises again (a warm restart) and decays to 0 at the new horizon.
+    pub fn learning_rate_within(&self, step: usize, horizon: usize) -> f64 {
         let warmup = self.warmup();
         if step < warmup {
             self.learning_rate * (step + 1) as f64 / warmup as f64
         } else {
-            let left = self.steps.saturating_sub(step) as f64;
-            self.learning_rate * left / (self.steps - warmup).max(1) as f64
+            let left = horizon.saturating_sub(step) as f64;
+            self.learning_rate * left / horizon.saturating_sub(warmup).max(1) as f64
         }
     }
 
@@ -166,6 +213,23 @@ impl TrainConfig {
         positive("log_every", self.log_every)?;
         positive("eval_every", self.eval_interval())?;
         positive("checkpoint_every", self.checkpoint_interval())?;
+        positive("plateau_patience", self.plateau_patience)?;
+        if self.max_steps.is_some_and(|cap| cap < self.steps) {
+            return Err(TrainError::invalid(
+                "max_steps",
+                format!(
+                    "({}) is below steps ({}): the cap bounds continuations of the budget",
+                    self.step_cap(),
+                    self.steps
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.plateau_min_delta) {
+            return Err(TrainError::invalid(
+                "plateau_min_delta",
+                format!("must be in [0, 1), got {}", self.plateau_min_delta),
+            ));
+        }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(TrainError::invalid(
                 "learning_rate",
@@ -238,10 +302,23 @@ pub struct TrainOverrides {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_every: Option<usize>,
-    /// Test examples per intermediate evaluation.
-    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Test examples per intermediate evaluation", TrainConfig::DEFAULT_EVAL_EXAMPLES)))]
+    /// Validation examples per intermediate evaluation.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Validation examples per intermediate evaluation", TrainConfig::DEFAULT_EVAL_EXAMPLES)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_examples: Option<usize>,
+    /// Continue a run still improving at the end of its budget, up to this many steps in all
+    /// [default: no continuation].
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
+    /// Evaluations without improvement that make a plateau.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Evaluations without improvement that make a plateau", TrainConfig::DEFAULT_PLATEAU_PATIENCE)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau_patience: Option<usize>,
+    /// The smallest gain in validation accuracy that counts as improving.
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("The smallest gain in validation accuracy that counts as improving", TrainConfig::DEFAULT_PLATEAU_MIN_DELTA)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau_min_delta: Option<f64>,
 }
 
 impl TrainOverrides {
@@ -263,6 +340,13 @@ impl TrainOverrides {
         if let Some(eval_examples) = self.eval_examples {
             config.eval_examples = eval_examples;
         }
+        config.max_steps = self.max_steps;
+        if let Some(patience) = self.plateau_patience {
+            config.plateau_patience = patience;
+        }
+        if let Some(min_delta) = self.plateau_min_delta {
+            config.plateau_min_delta = min_delta;
+        }
         config
     }
 
@@ -278,36 +362,93 @@ impl TrainOverrides {
             grad_clip_norm: self.grad_clip_norm.or(base.grad_clip_norm),
             eval_every: self.eval_every.or(base.eval_every),
             eval_examples: self.eval_examples.or(base.eval_examples),
+            max_steps: self.max_steps.or(base.max_steps),
+            plateau_patience: self.plateau_patience.or(base.plateau_patience),
+            plateau_min_delta: self.plateau_min_delta.or(base.plateau_min_delta),
         }
     }
 }
 
-/// Where the examples come from.
+/// Where the examples come from. Every run has three splits: training examples, a
+/// validation split (what intermediate evaluations, early stopping and a sweep's pass/fail
+/// decision read) and a test split (what reports show); no example of one of the last two is
+/// ever trained on, and the two are disjoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum DataSource {
-    /// A directory written by `dpcot generate` (train.txt, test.txt).
+    /// A directory written by `dpcot generate` or `dpcot import` (train.txt, test.txt); the
+    /// validation split is the last `validation` examples of train.txt, and the examples left
+    /// for training are those not equal to one of them.
     Directory {
         /// The dataset directory.
         path: PathBuf,
+        /// Validation examples taken from the end of the training file.
+        validation: usize,
     },
-    /// Generated at the start of the run (deterministic in the seed, so a resume regenerates
-    /// exactly the same examples).
+    /// Generated from the task and seed: the test split first (so it does not depend on the
+    /// other sizes), then the validation split (distinct examples, none in the test split),
+    /// then the training examples. Deterministic in the seed, so a resume sees exactly the same
+    /// examples.
     Generated {
-        /// Training examples.
-        train: usize,
-        /// Test examples, disjoint from the training ones.
+        /// A fixed set of this many training examples, or `None` for fresh examples at every
+        /// step, drawn from (seed, step).
+        #[serde(default)]
+        train: Option<usize>,
+        /// Validation examples.
+        validation: usize,
+        /// Test examples.
         test: usize,
         /// Seed of the generator.
         seed: u64,
+        /// Arithmetic: train on a mixture of operator counts 1..=N, i with weight i, as the
+        /// reference does (validation and test keep the full size).
+        #[serde(default)]
+        mix_smaller: bool,
     },
 }
 
 impl DataSource {
-    /// Generated training examples when not given.
-    pub const DEFAULT_TRAIN_EXAMPLES: usize = 20_000;
+    /// Generated validation examples when not given.
+    pub const DEFAULT_VALIDATION_EXAMPLES: usize = 500;
     /// Generated test examples when not given.
     pub const DEFAULT_TEST_EXAMPLES: usize = 1_000;
+
+    /// Whether arithmetic mixes in smaller sizes when not told: yes, as the reference's
+    /// training data does; other tasks have no smaller sizes to mix.
+    pub fn default_mix_smaller(task: &TaskSpec) -> bool {
+        matches!(task, TaskSpec::Arithmetic { .. })
+    }
+
+    /// Checks the split sizes.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let (validation, test) = match self {
+            DataSource::Directory { validation, .. } => (*validation, 1),
+            DataSource::Generated {
+                train,
+                validation,
+                test,
+                ..
+            } => {
+                if *train == Some(0) {
+                    return Err(TrainError::invalid(
+                        "data.train",
+                        "a fixed training set needs at least one example",
+                    ));
+                }
+                (*validation, *test)
+            }
+        };
+        if validation == 0 {
+            return Err(TrainError::invalid(
+                "data.validation",
+                "must be at least 1: early stopping and pass/fail decisions read it",
+            ));
+        }
+        if test == 0 {
+            return Err(TrainError::invalid("data.test", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// The generated-data settings a user may change (a profile's `[data]` table, the command
@@ -316,36 +457,69 @@ impl DataSource {
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct DataOverrides {
-    /// Generated training examples.
-    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Generated training examples", DataSource::DEFAULT_TRAIN_EXAMPLES)))]
+    /// A fixed set of this many generated training examples [default: fresh examples every
+    /// step].
+    #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_examples: Option<usize>,
-    /// Generated test examples (never in the training set).
-    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Generated test examples (never in the training set)", DataSource::DEFAULT_TEST_EXAMPLES)))]
+    /// Generated validation examples (never trained on).
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Generated validation examples (never trained on, disjoint from the test split)", DataSource::DEFAULT_VALIDATION_EXAMPLES)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_examples: Option<usize>,
+    /// Generated test examples (never trained on).
+    #[cfg_attr(feature = "clap", arg(long, help = flag_help("Generated test examples (never trained on)", DataSource::DEFAULT_TEST_EXAMPLES)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_examples: Option<usize>,
+    /// Arithmetic: mix smaller operator counts into training as the reference does
+    /// [default: true for arithmetic; an error for other tasks].
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix_smaller: Option<bool>,
 }
 
 impl DataOverrides {
-    /// Generated data of these sizes, from the generator seeded with `seed`.
-    pub fn generated(&self, seed: u64) -> DataSource {
+    /// Generated data for `task` from the generator seeded with `seed`: these settings over
+    /// the defaults.
+    pub fn generated(&self, task: &TaskSpec, seed: u64) -> DataSource {
         DataSource::Generated {
-            train: self.train(),
-            test: self.test(),
+            train: self.train_examples,
+            validation: self
+                .validation_examples
+                .unwrap_or(DataSource::DEFAULT_VALIDATION_EXAMPLES),
+            test: self
+                .test_examples
+                .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES),
             seed,
+            mix_smaller: self
+                .mix_smaller
+                .unwrap_or_else(|| DataSource::default_mix_smaller(task)),
         }
     }
 
-    /// Training examples: as set, else the default.
-    pub fn train(&self) -> usize {
-        self.train_examples
-            .unwrap_or(DataSource::DEFAULT_TRAIN_EXAMPLES)
+    /// The data in words, for reports: "fresh training examples every step (arithmetic mixes
+    /// in smaller sizes), 500 validation and 1000 test examples".
+    pub fn describe(&self) -> String {
+        let train = match self.train_examples {
+            Some(n) => format!("a fixed set of {n} training examples"),
+            None => "fresh training examples every step".to_string(),
+        };
+        let mix = match self.mix_smaller {
+            None | Some(true) => " (arithmetic mixes in smaller sizes, as the reference does)",
+            Some(false) => "",
+        };
+        format!(
+            "{train}{mix}, {} validation and {} test examples",
+            self.validation(),
+            self.test_examples
+                .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES)
+        )
     }
 
-    /// Test examples: as set, else the default.
-    pub fn test(&self) -> usize {
-        self.test_examples
-            .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES)
+    /// Validation examples held out of a dataset directory's training file: as set, else the
+    /// default.
+    pub fn validation(&self) -> usize {
+        self.validation_examples
+            .unwrap_or(DataSource::DEFAULT_VALIDATION_EXAMPLES)
     }
 }
 
@@ -369,6 +543,7 @@ impl RunConfig {
         let task = self.task.build()?;
         self.model.validate()?;
         self.train.validate()?;
+        self.data.validate()?;
         if self.model.vocab_size != task.vocab().len() {
             return Err(TrainError::invalid(
                 "model.vocab_size",
@@ -396,6 +571,8 @@ impl RunConfig {
 
 #[cfg(test)]
 mod tests {
+    use dpcot_tasks::{TaskKind, TaskOptions};
+
     use super::*;
 
     #[test]
@@ -455,13 +632,41 @@ mod tests {
             test_examples: Some(7),
             ..Default::default()
         };
+        let lis = TaskSpec::new(TaskKind::Lis, 4, &TaskOptions::default()).unwrap();
+        let arithmetic = TaskSpec::new(TaskKind::Arithmetic, 4, &TaskOptions::default()).unwrap();
+        let expected = |mix_smaller| DataSource::Generated {
+            train: None,
+            validation: DataSource::DEFAULT_VALIDATION_EXAMPLES,
+            test: 7,
+            seed: 3,
+            mix_smaller,
+        };
+        assert_eq!(data.generated(&lis, 3), expected(false));
         assert_eq!(
-            data.generated(3),
-            DataSource::Generated {
-                train: DataSource::DEFAULT_TRAIN_EXAMPLES,
-                test: 7,
-                seed: 3
-            }
+            data.generated(&arithmetic, 3),
+            expected(true),
+            "arithmetic mixes smaller sizes unless told not to"
         );
+        let unmixed = DataOverrides {
+            mix_smaller: Some(false),
+            ..data
+        };
+        assert_eq!(unmixed.generated(&arithmetic, 3), expected(false));
+    }
+
+    #[test]
+    fn empty_held_out_splits_are_errors() {
+        let data = |train, validation, test| DataSource::Generated {
+            train,
+            validation,
+            test,
+            seed: 1,
+            mix_smaller: false,
+        };
+        assert!(data(None, 1, 1).validate().is_ok());
+        let err = data(None, 0, 1).validate().unwrap_err().to_string();
+        assert!(err.contains("data.validation"), "{err}");
+        assert!(data(None, 1, 0).validate().is_err());
+        assert!(data(Some(0), 1, 1).validate().is_err());
     }
 }

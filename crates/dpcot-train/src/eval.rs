@@ -174,7 +174,7 @@ pub fn evaluate_run(
 ) -> Result<(Task, EvalMetrics), TrainError> {
     let config = dir.read_config()?;
     let task = config.task.build()?;
-    let (_, test) = load_data(&config)?;
+    let test = load_data(&config, &task)?.test;
     let device = backend.device()?;
     // Only the weights are used; the optimizer state is read to check the file and dropped.
     let optimizer = AdamWConfig::new().init();

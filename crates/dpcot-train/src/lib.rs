@@ -2,6 +2,8 @@
 //!
 //! Training and evaluation of dpcot models on the DP chain-of-thought tasks: AdamW with
 //! warm-up and linear decay on the next-token loss masked to the chain of thought and answer,
+//! fresh examples every step with validation and test splits held out, runs that end in a
+//! stated way (passed, plateaued, out of budget) and are continued while still improving,
 //! checkpoints that resume bit for bit, `metrics.jsonl` and `summary.json` in a run directory,
 //! and evaluation by greedy CoT decoding through the attention caches, checked step by step.
 //!
@@ -16,7 +18,14 @@
 //!     model: ModelConfig::new(built.vocab().len(), built.max_len(), 64, Default::default()),
 //!     task,
 //!     train: TrainConfig::new(3000),
-//!     data: DataSource::Generated { train: 20_000, test: 1_000, seed: 1 },
+//!     // Fresh training examples every step; 500 validation and 1000 test examples.
+//!     data: DataSource::Generated {
+//!         train: None,
+//!         validation: 500,
+//!         test: 1_000,
+//!         seed: 1,
+//!         mix_smaller: false,
+//!     },
 //! };
 //! let options = TrainOptions { backend: Backend::Flex, resume: false, quiet: false, halt_after: None };
 //! let summary = train(&RunDir::new("runs/lis-8"), &config, &options)?;
@@ -38,6 +47,7 @@ pub mod job;
 pub mod memory;
 pub mod metrics;
 pub mod optim;
+pub mod plateau;
 pub mod progress;
 pub mod run_dir;
 pub mod train;
@@ -47,6 +57,6 @@ pub use config::{DataOverrides, DataSource, RunConfig, TrainConfig, TrainOverrid
 pub use error::TrainError;
 pub use eval::{evaluate, evaluate_run, EvalMetrics, Headline};
 pub use job::RunJob;
-pub use metrics::{MetricsLine, RunEnding, RunSummary};
+pub use metrics::{EvalSplit, MetricsLine, RunEnding, RunSummary};
 pub use run_dir::RunDir;
 pub use train::{train, TrainOptions};

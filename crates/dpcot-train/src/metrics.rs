@@ -23,11 +23,15 @@ pub enum MetricsLine {
         /// Training tokens per second since the previous logging step.
         tokens_per_second: f64,
     },
-    /// An evaluation: on the first `eval_examples` test examples during training, on the whole
-    /// test split at the end.
+    /// An evaluation: on the first `eval_examples` validation examples during training, on the
+    /// whole validation and test splits at the end.
     Eval {
         /// Steps completed.
         step: usize,
+        /// Which split was evaluated; `None` in files from before validation splits (the test
+        /// split).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        split: Option<EvalSplit>,
         /// What the evaluation measured.
         #[serde(flatten)]
         metrics: EvalMetrics,
@@ -43,6 +47,16 @@ impl MetricsLine {
     }
 }
 
+/// The held-out split an evaluation read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    /// The validation split (or its first `eval_examples` examples during training).
+    Validation,
+    /// The test split.
+    Test,
+}
+
 /// `summary.json`: what a finished run reached and what it cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -54,7 +68,7 @@ pub struct RunSummary {
     pub d_model: usize,
     /// The backend the run was trained on.
     pub backend: Backend,
-    /// Steps trained (fewer than the budget if the target was reached).
+    /// Steps trained: fewer than the budget if the run passed, more if it was continued.
     pub steps: usize,
     /// Whether the target accuracy was reached; `None` when the run had no target.
     pub reached_target: Option<bool>,

@@ -8,14 +8,14 @@ use dpcot_model::flops;
 use dpcot_tasks::{DpTask, Example, Task};
 
 use crate::backend::Backend;
-use crate::batch::{Batch, BatchOrder};
+use crate::batch::Batch;
 use crate::checkpoint::{self, Progress};
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TrainConfig};
 use crate::data::load_data;
 use crate::eval::{evaluate, EvalMetrics};
 use crate::memory::peak_memory_bytes;
-use crate::metrics::{MetricsLine, RunSummary};
-use crate::optim::{adamw, masked_cross_entropy};
+use crate::metrics::{EvalSplit, MetricsLine, RunEnding, RunSummary};
+use crate::optim::{masked_cross_entropy, optimizer};
 use crate::run_dir::RunDir;
 use crate::TrainError;
 
@@ -34,6 +34,11 @@ pub struct TrainOptions {
 }
 
 /// Trains (or resumes) the run in `dir`.
+///
+/// The run ends in one of the ways of [`RunEnding`]: an evaluation on the validation split
+/// reaches the target; or, once the `steps` budget is spent, validation accuracy plateaus; or
+/// the step cap is reached while it is still improving. A run still improving at the end of its
+/// horizon is continued by [`TrainConfig::extension`] steps up to the cap.
 pub fn train(
     dir: &RunDir,
     config: &RunConfig,
@@ -42,12 +47,12 @@ pub fn train(
     config.validate()?;
     dir.prepare(config, options.resume)?;
     let task = config.task.build()?;
-    let (train_set, test_set) = load_data(config)?;
+    let mut data = load_data(config, &task)?;
 
     let plain = options.backend.device()?;
     let device = plain.clone().autodiff();
     let train_config = &config.train;
-    let mut optimizer = adamw(train_config).init();
+    let mut optimizer = optimizer(train_config)?;
 
     let (mut progress, mut model, mut metrics) = if options.resume && dir.checkpoint().exists() {
         let (header, model, restored) =
@@ -60,40 +65,44 @@ pub fn train(
         let metrics = dir.open_metrics(None)?;
         (Progress::default(), config.model.init(&device)?, metrics)
     };
+    if progress.horizon == 0 {
+        progress.horizon = train_config.steps;
+    }
 
-    let mut order = BatchOrder::new(train_set.len(), train_config.batch_size, train_config.seed);
-    let eval_subset = &test_set[..test_set.len().min(train_config.eval_examples)];
-    let bar = crate::progress::training(train_config.steps, progress.step, options.quiet);
-    let mut reached_target = train_config.target_accuracy.map(|_| false);
-    let stop_at = options
-        .halt_after
-        .map_or(train_config.steps, |h| h.min(train_config.steps));
+    let eval_subset = &data.validation[..data.validation.len().min(train_config.eval_examples)];
+    let bar = crate::progress::training(progress.horizon, progress.step, options.quiet);
     let (mut window_tokens, mut window_started) = (0u64, Instant::now());
 
-    while progress.step < stop_at {
+    while progress.ending.is_none() {
+        if options.halt_after.is_some_and(|h| progress.step >= h) {
+            // Halted on request: the checkpoint holds everything to resume.
+            bar.finish_and_clear();
+            checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
+            return Err(TrainError::Halted {
+                step: progress.step,
+                dir: dir.root.clone(),
+            });
+        }
         let step = progress.step;
         let started = Instant::now();
-        let examples: Vec<&Example> = order
-            .indices(step)
-            .into_iter()
-            .map(|i| &train_set[i])
-            .collect();
-        let batch = Batch::new(&examples, &device);
+        let examples = data.train.batch(step, train_config.batch_size)?;
+        let refs: Vec<&Example> = examples.iter().collect();
+        let batch = Batch::new(&refs, &device);
         // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
         device.seed(step_seed(train_config.seed, step));
         let logits = model.forward(batch.inputs.clone());
         let loss = masked_cross_entropy(logits, batch.targets.clone(), batch.mask.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let learning_rate = train_config.learning_rate_at(step);
+        let learning_rate = train_config.learning_rate_within(step, progress.horizon);
         model = optimizer.step(learning_rate, model, grads);
 
         // Reading the loss waits for the device; only steps that log, evaluate or checkpoint
         // do it (after the backward pass and update are queued), so a GPU is not stalled every
         // step. A non-finite loss is caught before anything is evaluated or saved.
         let done = step + 1;
-        let logging = done % train_config.log_every == 0 || done == train_config.steps;
-        let evaluating = done % train_config.eval_interval() == 0 && done < train_config.steps;
-        let checkpointing = done % train_config.checkpoint_interval() == 0 || done == stop_at;
+        let logging = done % train_config.log_every == 0 || done == progress.horizon;
+        let evaluating = done % train_config.eval_interval() == 0 || done == progress.horizon;
+        let checkpointing = done % train_config.checkpoint_interval() == 0;
         let loss_value = if logging || evaluating || checkpointing {
             let value: f32 = loss.into_scalar();
             if !value.is_finite() {
@@ -109,21 +118,18 @@ pub fn train(
             .map(|e| e.tokens.len() as u64 - 1)
             .sum::<u64>();
         window_tokens += batch_tokens;
-        progress = Progress {
-            step: step + 1,
-            train_seconds: progress.train_seconds + started.elapsed().as_secs_f64(),
-            tokens_seen: progress.tokens_seen + batch_tokens,
-            train_flops: progress.train_flops
-                + (examples.len() as u64 * flops::training_step(&config.model, batch.seq)?) as f64,
-        };
-        let step = progress.step;
+        progress.step = done;
+        progress.train_seconds += started.elapsed().as_secs_f64();
+        progress.tokens_seen += batch_tokens;
+        progress.train_flops +=
+            (examples.len() as u64 * flops::training_step(&config.model, batch.seq)?) as f64;
 
         if let (true, Some(loss_value)) = (logging, loss_value) {
             let tokens_per_second =
                 window_tokens as f64 / window_started.elapsed().as_secs_f64().max(1e-9);
             (window_tokens, window_started) = (0, Instant::now());
             metrics.append(&MetricsLine::Train {
-                step,
+                step: done,
                 loss: loss_value as f64,
                 learning_rate,
                 tokens_per_second,
@@ -132,7 +138,7 @@ pub fn train(
                 "loss {loss_value:.4}  {tokens_per_second:.0} tok/s"
             ));
         }
-        bar.set_position(step as u64);
+        bar.set_position(done as u64);
 
         if let (true, Some(loss_value)) = (evaluating, loss_value) {
             let eval = bar.suspend(|| {
@@ -146,57 +152,103 @@ pub fn train(
             })?;
             let headline = eval.headline;
             metrics.append(&MetricsLine::Eval {
-                step,
+                step: done,
+                split: Some(EvalSplit::Validation),
                 metrics: eval,
             })?;
+            let horizon = progress.horizon;
+            decide(train_config, &mut progress, headline);
+            if progress.horizon > horizon {
+                bar.set_length(progress.horizon as u64);
+                bar.suspend(|| {
+                    if !options.quiet {
+                        eprintln!(
+                            "step {done}: validation {:.1}% and still improving; continuing to step {}",
+                            100.0 * headline,
+                            progress.horizon
+                        );
+                    }
+                });
+            }
             bar.set_message(format!(
-                "loss {loss_value:.4}  eval {:.1}%",
+                "loss {loss_value:.4}  validation {:.1}%",
                 100.0 * headline
             ));
-            if train_config.target_accuracy.is_some_and(|t| headline >= t) {
-                reached_target = Some(true);
-                break;
-            }
         }
-        if checkpointing {
+        if checkpointing && progress.ending.is_none() {
             checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
         }
     }
     bar.finish_and_clear();
     checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
     let step = progress.step;
-    if step < train_config.steps && reached_target != Some(true) {
-        // Halted on request: the checkpoint holds everything to resume.
-        return Err(TrainError::Halted {
-            step,
-            dir: dir.root.clone(),
-        });
-    }
 
-    let eval = evaluate(
-        &model.valid(),
-        &task,
-        &test_set,
-        train_config.batch_size,
-        &plain,
-    )?;
-    if let Some(target) = train_config.target_accuracy {
-        reached_target = Some(reached_target == Some(true) || eval.headline >= target);
+    let final_eval = |examples: &[Example]| {
+        evaluate(
+            &model.valid(),
+            &task,
+            examples,
+            train_config.batch_size,
+            &plain,
+        )
+    };
+    let validation = final_eval(&data.validation)?;
+    let eval = final_eval(&data.test)?;
+    let mut ending = progress.ending.expect("the loop ends only with an ending");
+    if train_config
+        .target_accuracy
+        .is_some_and(|t| validation.headline >= t)
+    {
+        ending = RunEnding::Passed;
     }
-    metrics.append(&MetricsLine::Eval {
-        step,
-        metrics: eval.clone(),
-    })?;
-    let summary = summarize(
-        config,
-        &task,
-        options.backend,
-        progress,
-        reached_target,
-        eval,
-    )?;
+    for (split, metrics_of) in [
+        (EvalSplit::Validation, &validation),
+        (EvalSplit::Test, &eval),
+    ] {
+        metrics.append(&MetricsLine::Eval {
+            step,
+            split: Some(split),
+            metrics: metrics_of.clone(),
+        })?;
+    }
+    let reached_target = train_config
+        .target_accuracy
+        .map(|_| ending == RunEnding::Passed);
+    let summary = RunSummary {
+        validation: Some(validation),
+        ending: Some(ending),
+        ..summarize(
+            config,
+            &task,
+            options.backend,
+            progress,
+            reached_target,
+            eval,
+        )?
+    };
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+/// What an evaluation on the validation split at `progress.step` means for the run: records
+/// it for the plateau rule, then ends the run (passed; plateaued, once the `steps` budget is
+/// spent; out of budget at the cap) or, at the end of its horizon while still improving,
+/// extends the horizon by [`TrainConfig::extension`] up to the cap.
+pub fn decide(config: &TrainConfig, progress: &mut Progress, accuracy: f64) {
+    progress.plateau.record(accuracy, config.plateau_min_delta);
+    let step = progress.step;
+    progress.ending = if config.target_accuracy.is_some_and(|t| accuracy >= t) {
+        Some(RunEnding::Passed)
+    } else if step >= config.steps && progress.plateau.reached(config.plateau_patience) {
+        Some(RunEnding::Plateaued)
+    } else if step < progress.horizon {
+        None
+    } else if progress.horizon < config.step_cap() {
+        progress.horizon = (progress.horizon + config.extension()).min(config.step_cap());
+        None
+    } else {
+        Some(RunEnding::OutOfBudget)
+    };
 }
 
 /// The seed of step `step`'s dropout masks.
@@ -235,4 +287,77 @@ fn summarize(
         validation: None,
         ending: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TrainConfig {
+        let mut config = TrainConfig::new(100).with_target_accuracy(Some(0.9));
+        config.eval_every = Some(10);
+        config.plateau_patience = 2;
+        config.max_steps = Some(140);
+        config
+    }
+
+    /// Evaluates `accuracies` at steps 10, 20, …, extending the horizon as the run would.
+    fn run(config: &TrainConfig, accuracies: &[f64]) -> Progress {
+        let mut progress = Progress {
+            horizon: config.steps,
+            ..Progress::default()
+        };
+        for &accuracy in accuracies {
+            assert!(progress.ending.is_none(), "evaluated after the run ended");
+            progress.step += config.eval_interval();
+            decide(config, &mut progress, accuracy);
+        }
+        progress
+    }
+
+    #[test]
+    fn reaching_the_target_passes_at_once() {
+        let p = run(&config(), &[0.1, 0.5, 0.95]);
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Passed), 30));
+    }
+
+    #[test]
+    fn a_flat_run_is_not_called_plateaued_before_its_budget_is_spent() {
+        let flat = [0.2; 10];
+        let p = run(&config(), &flat[..9]);
+        assert_eq!(p.ending, None, "step 90 < the budget of 100");
+        let p = run(&config(), &flat);
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 100));
+    }
+
+    #[test]
+    fn a_run_still_improving_at_its_budget_is_continued_up_to_the_cap() {
+        let rising: Vec<f64> = (0..14).map(|i| 0.05 * i as f64).collect();
+        let p = run(&config(), &rising[..10]);
+        assert_eq!(p.ending, None);
+        assert_eq!(
+            p.horizon, 120,
+            "extended by one plateau window (2 × 10 steps)"
+        );
+        let p = run(&config(), &rising);
+        assert_eq!(p.horizon, 140, "never past the cap");
+        assert_eq!((p.ending, p.step), (Some(RunEnding::OutOfBudget), 140));
+    }
+
+    #[test]
+    fn a_continued_run_that_stops_improving_plateaus() {
+        let mut accuracies: Vec<f64> = (0..10).map(|i| 0.05 * i as f64).collect();
+        accuracies.extend([0.45, 0.45]);
+        let p = run(&config(), &accuracies);
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 120));
+    }
+
+    #[test]
+    fn without_continuation_an_improving_run_is_out_of_budget_at_its_budget() {
+        let mut config = config();
+        config.max_steps = None;
+        let rising: Vec<f64> = (0..10).map(|i| 0.05 * i as f64).collect();
+        let p = run(&config, &rising);
+        assert_eq!((p.ending, p.step), (Some(RunEnding::OutOfBudget), 100));
+    }
 }

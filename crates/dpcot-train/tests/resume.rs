@@ -34,14 +34,21 @@ fn config() -> RunConfig {
     train.learning_rate = 3e-3;
     train.eval_every = Some(25);
     train.eval_examples = 100;
+    // Continued past its budget if still improving at step 60, so a resume must also restore
+    // the horizon and the plateau history.
+    train.max_steps = Some(110);
+    train.plateau_patience = 2;
     RunConfig {
         task,
         model,
         train,
+        // Fresh examples every step: the stream must resume bit for bit too.
         data: DataSource::Generated {
-            train: 2000,
+            train: None,
+            validation: 100,
             test: 100,
             seed: 1,
+            mix_smaller: false,
         },
     }
 }
@@ -66,7 +73,8 @@ fn final_logits(dir: &Path, config: &RunConfig) -> Vec<f32> {
         AdamWConfig::new().init(),
     )
     .unwrap();
-    let (_, test) = dpcot_train::data::load_data(config).unwrap();
+    let task = config.task.build().unwrap();
+    let test = dpcot_train::data::load_data(config, &task).unwrap().test;
     let examples: Vec<_> = test.iter().take(16).collect();
     let batch = dpcot_train::batch::Batch::new(&examples, &device);
     model
@@ -130,6 +138,8 @@ fn resuming_after_an_interruption_gives_the_uninterrupted_run() {
         EvalWithoutTiming::strip(reference.eval.clone()).restore(&resumed.eval)
     );
     assert_eq!(resumed.steps, reference.steps);
+    assert_eq!(resumed.ending, reference.ending);
+    assert_eq!(resumed.validation.is_some(), reference.validation.is_some());
     assert_eq!(resumed.train_flops, reference.train_flops);
 }
 

@@ -33,9 +33,11 @@ fn config(task: TaskSpec, attention: AttentionKind, steps: usize) -> RunConfig {
         model,
         train,
         data: DataSource::Generated {
-            train: 5000,
+            train: None,
+            validation: 200,
             test: 300,
             seed: 1,
+            mix_smaller: false,
         },
     }
 }
@@ -206,6 +208,7 @@ fn a_dataset_of_another_task_is_refused() {
     );
     config.data = DataSource::Directory {
         path: data.path().to_path_buf(),
+        validation: 5,
     };
     let err = train(&RunDir::new(run.path()), &config, &options()).unwrap_err();
     assert!(

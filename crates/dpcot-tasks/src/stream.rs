@@ -1,0 +1,271 @@
+//! The training distribution of a task, drawn fresh at every step, and the held-out examples
+//! it must never yield.
+//!
+//! A run that trains on a stream sees new problems at every step, as the reference's million
+//! examples nearly do, instead of a small fixed set seen many times over. The batch of step `s`
+//! is a function of (seed, s) alone, so a resumed run draws exactly the batches it would have
+//! drawn. Examples whose tokens equal a validation or test example's are rejected by their
+//! fingerprint, so nothing the run is judged on is ever trained on.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use rand::distr::{weighted::WeightedIndex, Distribution};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::task::{DpTask, Example, Task};
+use crate::TaskError;
+
+/// How a task's training examples are drawn: the task's own distribution, or for arithmetic
+/// optionally the reference's mixture of smaller operator counts.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    task: Task,
+    /// Arithmetic with `mix_smaller`: the operator count i is drawn from 1..=N with weight i.
+    sizes: Option<WeightedIndex<usize>>,
+}
+
+impl Sampler {
+    /// The training distribution of `task`. With `mix_smaller` (arithmetic only), an example
+    /// has i operators with probability proportional to i, for i in 1..=N, as the reference's
+    /// data generation does with its `--under` option; an error for other tasks.
+    pub fn new(task: Task, mix_smaller: bool) -> Result<Self, TaskError> {
+        let sizes = match (&task, mix_smaller) {
+            (_, false) => None,
+            (Task::Arithmetic(a), true) => {
+                let weights: Vec<usize> = (1..=a.operators()).collect();
+                Some(WeightedIndex::new(weights).expect("weights 1..=N are positive"))
+            }
+            (_, true) => {
+                return Err(TaskError::invalid(
+                    "mix_smaller",
+                    true,
+                    format!("only arithmetic mixes smaller sizes, not {}", task.name()),
+                ))
+            }
+        };
+        Ok(Self { task, sizes })
+    }
+
+    /// The task sampled.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// Whether smaller sizes are mixed in.
+    pub fn mixes_smaller(&self) -> bool {
+        self.sizes.is_some()
+    }
+
+    /// One training example.
+    pub fn sample(&self, rng: &mut dyn RngCore) -> Example {
+        match (&self.task, &self.sizes) {
+            (Task::Arithmetic(a), Some(sizes)) => a.generate_with(sizes.sample(rng) + 1, rng),
+            _ => self.task.generate(rng),
+        }
+    }
+}
+
+/// A 64-bit fingerprint of an example's tokens. Deterministic (SipHash with fixed keys); two
+/// different examples share one with probability about 2⁻⁶⁴, which would only drop a training
+/// example.
+pub fn fingerprint(tokens: &[u32]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    tokens.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The examples a run is judged on (validation and test), by fingerprint.
+#[derive(Debug, Clone, Default)]
+pub struct HeldOut {
+    fingerprints: HashSet<u64>,
+}
+
+impl HeldOut {
+    /// Holds out `examples`.
+    pub fn new<'a>(examples: impl IntoIterator<Item = &'a Example>) -> Self {
+        let mut held_out = Self::default();
+        held_out.extend(examples);
+        held_out
+    }
+
+    /// Holds out `examples` too.
+    pub fn extend<'a>(&mut self, examples: impl IntoIterator<Item = &'a Example>) {
+        self.fingerprints
+            .extend(examples.into_iter().map(|e| fingerprint(&e.tokens)));
+    }
+
+    /// Whether `example` is held out.
+    pub fn contains(&self, example: &Example) -> bool {
+        self.fingerprints.contains(&fingerprint(&example.tokens))
+    }
+
+    /// How many distinct examples are held out.
+    pub fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
+
+    /// Whether nothing is held out.
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+}
+
+/// Draws `count` examples of `sampler` from `rng` that are not in `held_out` (and, with
+/// `distinct`, not drawn before in this call, which also holds them out). An error naming
+/// `split` if the problem space runs out first.
+pub fn draw(
+    sampler: &Sampler,
+    rng: &mut dyn RngCore,
+    count: usize,
+    held_out: &mut HeldOut,
+    distinct: bool,
+    split: &'static str,
+) -> Result<Vec<Example>, TaskError> {
+    let mut examples = Vec::with_capacity(count);
+    // Small problem spaces can be exhausted by the held-out examples; give up rather than loop
+    // forever.
+    let max_attempts = 20 * count + 10_000;
+    let mut attempts = 0;
+    while examples.len() < count {
+        if attempts == max_attempts {
+            return Err(TaskError::SpaceExhausted {
+                split,
+                wanted: count,
+                found: examples.len(),
+                attempts,
+            });
+        }
+        attempts += 1;
+        let example = sampler.sample(rng);
+        if held_out.contains(&example) {
+            continue;
+        }
+        if distinct {
+            held_out.extend([&example]);
+        }
+        examples.push(example);
+    }
+    Ok(examples)
+}
+
+/// Fresh training examples for every step, never one that is held out.
+#[derive(Debug, Clone)]
+pub struct ExampleStream {
+    sampler: Sampler,
+    held_out: HeldOut,
+    seed: u64,
+}
+
+impl ExampleStream {
+    /// The stream of `sampler`'s examples seeded with `seed`, skipping `held_out`.
+    pub fn new(sampler: Sampler, held_out: HeldOut, seed: u64) -> Self {
+        Self {
+            sampler,
+            held_out,
+            seed,
+        }
+    }
+
+    /// The `size` examples of step `step` (0-based): the same for the same (seed, step).
+    pub fn batch(&self, step: usize, size: usize) -> Result<Vec<Example>, TaskError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        // One independent ChaCha stream per step: resuming at step s needs no replay.
+        rng.set_stream(step as u64);
+        let mut held_out = self.held_out.clone();
+        draw(&self.sampler, &mut rng, size, &mut held_out, false, "train")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{TaskOptions, TaskSpec};
+    use crate::TaskKind;
+
+    fn task(kind: TaskKind, size: usize, options: &TaskOptions) -> Task {
+        TaskSpec::new(kind, size, options).unwrap().build().unwrap()
+    }
+
+    #[test]
+    fn a_step_draws_the_same_batch_every_time_and_steps_differ() {
+        let sampler = Sampler::new(task(TaskKind::Lis, 6, &TaskOptions::default()), false).unwrap();
+        let stream = ExampleStream::new(sampler, HeldOut::default(), 7);
+        let a = stream.batch(3, 16).unwrap();
+        assert_eq!(a, stream.batch(3, 16).unwrap());
+        assert_ne!(a, stream.batch(4, 16).unwrap());
+        let other_seed = ExampleStream::new(stream.sampler.clone(), HeldOut::default(), 8);
+        assert_ne!(a, other_seed.batch(3, 16).unwrap());
+    }
+
+    #[test]
+    fn held_out_examples_are_never_streamed() {
+        // A small space (arithmetic over Z_5 with one operator: 100 problems), so held-out
+        // problems come up often.
+        let options = TaskOptions {
+            modulus: Some(5),
+            ..Default::default()
+        };
+        let sampler = Sampler::new(task(TaskKind::Arithmetic, 1, &options), false).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut held_out = HeldOut::default();
+        let test = draw(&sampler, &mut rng, 40, &mut held_out, true, "test").unwrap();
+        assert_eq!(held_out.len(), 40, "distinct draws hold each other out");
+        let stream = ExampleStream::new(sampler, HeldOut::new(&test), 1);
+        let mut seen_any = false;
+        for step in 0..50 {
+            for example in stream.batch(step, 32).unwrap() {
+                assert!(
+                    !test.contains(&example),
+                    "step {step} trained on a test example"
+                );
+                seen_any = true;
+            }
+        }
+        assert!(seen_any);
+    }
+
+    #[test]
+    fn an_exhausted_space_is_an_error() {
+        let options = TaskOptions {
+            modulus: Some(5),
+            ..Default::default()
+        };
+        let sampler = Sampler::new(task(TaskKind::Arithmetic, 1, &options), false).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut held_out = HeldOut::default();
+        let err = draw(&sampler, &mut rng, 1000, &mut held_out, true, "validation").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TaskError::SpaceExhausted {
+                    split: "validation",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn smaller_sizes_are_mixed_into_arithmetic_only() {
+        let arithmetic = task(TaskKind::Arithmetic, 4, &TaskOptions::default());
+        let sampler = Sampler::new(arithmetic.clone(), true).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let operators = |e: &Example| {
+            // The prompt `expr =`: count the operator tokens of the expression.
+            e.prompt().iter().filter(|&&t| (3..=6).contains(&t)).count()
+        };
+        let counts: Vec<usize> = (0..2000)
+            .map(|_| operators(&sampler.sample(&mut rng)))
+            .collect();
+        for n in 1..=4 {
+            let share = counts.iter().filter(|&&c| c == n).count() as f64 / 2000.0;
+            let expected = n as f64 / 10.0;
+            assert!((share - expected).abs() < 0.04, "{n} operators: {share}");
+        }
+        let lis = task(TaskKind::Lis, 4, &TaskOptions::default());
+        assert!(Sampler::new(lis, true).is_err());
+    }
+}
