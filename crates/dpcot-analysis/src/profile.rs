@@ -16,7 +16,7 @@ use crate::AnalysisError;
 
 /// The profiles that come with dpcot, by name (`--profile quick`); any other profile is a
 /// path to a TOML file.
-pub const BUILTIN: [(&str, &str); 3] = [
+pub const BUILTIN: [(&str, &str); 4] = [
     (
         "smoke",
         include_str!("../../../configs/profiles/smoke.toml"),
@@ -24,6 +24,10 @@ pub const BUILTIN: [(&str, &str); 3] = [
     (
         "quick",
         include_str!("../../../configs/profiles/quick.toml"),
+    ),
+    (
+        "cpu-long",
+        include_str!("../../../configs/profiles/cpu-long.toml"),
     ),
     (
         "paper",
@@ -413,7 +417,7 @@ models = ["standard", { sliding = { window = 3 } }]
             assert_eq!(profile.name, name);
         }
         let err = Profile::named_or_load("fast").unwrap_err().to_string();
-        assert!(err.contains("smoke, quick, paper"), "{err}");
+        assert!(err.contains("smoke, quick, cpu-long, paper"), "{err}");
         let (_dir, path) = write(PROFILE);
         assert_eq!(
             Profile::named_or_load(path.to_str().unwrap()).unwrap().name,

@@ -238,9 +238,9 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
         .unwrap_or_else(|| "-".into());
     writeln!(
         md,
-        "Setup: {} layers, {} heads, dropout {}; up to {} steps of batch {} (AdamW, lr {}), \
+        "Setup: {} layers, {} heads, dropout {}; {} of batch {} (AdamW, lr {}), \
          stopping early once the validation accuracy reaches {:.0}%; {} per run; seeds {:?}; \
-         backend `{backend}`.\n\n\
+         backend `{backend}`.{}\n\n\
          A run *passes* when its validation accuracy reaches {:.0}%: the headline metric (the \
          paper's: final-answer accuracy for arithmetic, teacher-forced exact match for LIS and \
          ED) on a validation split disjoint from the test split. Every accuracy shown is the \
@@ -257,18 +257,52 @@ fn setup_section(md: &mut String, profile: &Profile, analysis: &Analysis) {
         model.n_layers,
         model.n_heads,
         model.dropout,
-        t.steps,
+        budget(&t),
         t.batch_size,
         t.learning_rate,
         100.0 * profile.threshold,
         profile.data.describe(),
         profile.seeds,
+        sweep_budgets(profile),
         100.0 * profile.threshold,
         length_meaning().replace("<eos>", "`<eos>`"),
         analysis.records.len(),
         sparse_pattern(profile)
     )
     .unwrap();
+}
+
+/// A training budget in words: "1000 steps, continued while improving up to 2000".
+fn budget(t: &dpcot_train::TrainConfig) -> String {
+    if t.step_cap() > t.steps {
+        format!(
+            "{} steps, continued {} steps at a time while still improving up to {},",
+            t.steps,
+            t.extension(),
+            t.step_cap()
+        )
+    } else {
+        format!("up to {} steps", t.steps)
+    }
+}
+
+/// The sweeps that train on budgets of their own, for the report's setup line.
+fn sweep_budgets(profile: &Profile) -> String {
+    profile
+        .sweeps
+        .iter()
+        .filter(|s| s.train != Default::default())
+        .map(|s| {
+            let t = s.train.or(&profile.train).config();
+            let budget = budget(&t);
+            format!(
+                " The {} {} sweep trains {}.",
+                s.experiment,
+                s.task,
+                budget.trim_end_matches(',')
+            )
+        })
+        .collect()
 }
 
 /// How the Sparse Transformer's pattern was set, for the report's setup line.

@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::cache::AttentionCache;
@@ -23,6 +23,10 @@ pub struct CausalSelfAttentionConfig {
     /// The attention variant.
     #[config(default = "AttentionKind::Softmax")]
     pub kind: AttentionKind,
+    /// Dropout on the attention probabilities while training (the reference's `attn_drop`);
+    /// linear attention has none to drop.
+    #[config(default = 0.0)]
+    pub dropout: f64,
 }
 
 impl CausalSelfAttentionConfig {
@@ -55,6 +59,12 @@ impl CausalSelfAttentionConfig {
                 "must be at least 1, got 0",
             ));
         }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(AttentionError::invalid(
+                "dropout",
+                format!("must be in [0, 1), got {}", self.dropout),
+            ));
+        }
         self.kind.resolve(self.max_len)
     }
 
@@ -67,6 +77,7 @@ impl CausalSelfAttentionConfig {
             d_model: self.d_model,
             n_heads: self.n_heads,
             max_len: self.max_len,
+            dropout: self.dropout,
             kernel,
         })
     }
@@ -86,6 +97,7 @@ pub struct CausalSelfAttention {
     d_model: usize,
     n_heads: usize,
     max_len: usize,
+    dropout: f64,
     #[module(skip)]
     kernel: AttentionKernel,
 }
@@ -98,7 +110,8 @@ impl CausalSelfAttention {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let (q, k, v) = self.project(x);
-        let heads = self.kernel.forward(q, k, v);
+        let dropout = (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init());
+        let heads = self.kernel.forward_dropout(q, k, v, dropout.as_ref());
         self.merge(heads, batch, seq)
     }
 

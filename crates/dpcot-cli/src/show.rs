@@ -1,4 +1,4 @@
-//! `dpcot show`: a few examples of a task, with its vocabulary and maximum length.
+//! `dpcot show`: a few examples of a task, with its vocabulary, problem size and maximum length.
 
 use anyhow::Result;
 use clap::Args;
@@ -24,6 +24,11 @@ pub fn run(args: ShowArgs) -> Result<()> {
     let task = args.task.spec()?.build()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     println!("task: {}", serde_json::to_string(&task.spec())?);
+    println!(
+        "problem size L: {} (the longest of {} generated examples, without <eos>)",
+        dpcot_tasks::empirical_max_len(&task),
+        dpcot_tasks::EMPIRICAL_SAMPLES
+    );
     println!("max length (with <eos>): {}", task.max_len());
     println!(
         "vocabulary ({}): {}",

@@ -27,7 +27,8 @@ pub struct ModelConfig {
     /// Attention heads per layer; must divide `d_model` [default: [`Self::DEFAULT_N_HEADS`]].
     #[serde(default = "default_heads")]
     pub n_heads: usize,
-    /// Dropout on the embeddings, after attention and after the MLP
+    /// Dropout on the embeddings, on the attention probabilities (not in linear attention,
+    /// which has none), after attention and after the MLP, as the reference places it
     /// [default: [`Self::DEFAULT_DROPOUT`]].
     #[serde(default = "default_dropout")]
     pub dropout: f64,
@@ -129,6 +130,7 @@ impl ModelConfig {
     pub fn attention_config(&self) -> CausalSelfAttentionConfig {
         CausalSelfAttentionConfig::new(self.d_model, self.n_heads, self.max_len)
             .with_kind(self.attention.clone())
+            .with_dropout(self.dropout)
     }
 
     /// Reads a config from a `.json` or `.toml` file and validates it.

@@ -30,8 +30,9 @@ pub const EMPIRICAL_SEED: u64 = 240_213_934;
 /// stop token (ED at n = 6: 72 here and in the paper, 73 in the reference's bound). The maximum
 /// over samples rather than the bound because arithmetic and ED examples vary in length and
 /// their longest possible shape can be rare enough that no dataset holds it, so the bound
-/// overstates the size models are trained and tested on. LIS examples all have length 2n + 3, so there the value is exact; elsewhere it is a
-/// deterministic estimate, never above `task.max_len() - 1`.
+/// overstates the size models are trained and tested on. LIS examples all have length 2n + 3,
+/// so there the value is exact; elsewhere it is a deterministic estimate, never above
+/// `task.max_len() - 1`.
 ///
 /// Sampling stops early once an example reaches the bound: none can be longer, so the result is
 /// the same and tasks of fixed length (LIS) cost one example.

@@ -188,6 +188,17 @@ mod tests {
         TaskSpec::new(kind, size, options).unwrap().build().unwrap()
     }
 
+    /// Arithmetic over Z_5 with one operator: a space of 100 problems, so held-out problems
+    /// come up often and the space runs out.
+    fn small_space() -> (Sampler, ChaCha8Rng, HeldOut) {
+        let options = TaskOptions {
+            modulus: Some(5),
+            ..Default::default()
+        };
+        let sampler = Sampler::new(task(TaskKind::Arithmetic, 1, &options), false).unwrap();
+        (sampler, ChaCha8Rng::seed_from_u64(0), HeldOut::default())
+    }
+
     #[test]
     fn a_step_draws_the_same_batch_every_time_and_steps_differ() {
         let sampler = Sampler::new(task(TaskKind::Lis, 6, &TaskOptions::default()), false).unwrap();
@@ -201,15 +212,7 @@ mod tests {
 
     #[test]
     fn held_out_examples_are_never_streamed() {
-        // A small space (arithmetic over Z_5 with one operator: 100 problems), so held-out
-        // problems come up often.
-        let options = TaskOptions {
-            modulus: Some(5),
-            ..Default::default()
-        };
-        let sampler = Sampler::new(task(TaskKind::Arithmetic, 1, &options), false).unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut held_out = HeldOut::default();
+        let (sampler, mut rng, mut held_out) = small_space();
         let test = draw(&sampler, &mut rng, 40, &mut held_out, true, "test").unwrap();
         assert_eq!(held_out.len(), 40, "distinct draws hold each other out");
         let stream = ExampleStream::new(sampler, HeldOut::new(&test), 1);
@@ -228,13 +231,7 @@ mod tests {
 
     #[test]
     fn an_exhausted_space_is_an_error() {
-        let options = TaskOptions {
-            modulus: Some(5),
-            ..Default::default()
-        };
-        let sampler = Sampler::new(task(TaskKind::Arithmetic, 1, &options), false).unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut held_out = HeldOut::default();
+        let (sampler, mut rng, mut held_out) = small_space();
         let err = draw(&sampler, &mut rng, 1000, &mut held_out, true, "validation").unwrap_err();
         assert!(
             matches!(

@@ -1,5 +1,6 @@
 //! Small helpers shared by the kernels: padding, host-built masks, softmax pieces.
 
+use burn::nn::Dropout;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 /// Score given to masked-out positions.
@@ -60,6 +61,18 @@ pub(crate) fn mask_3d(
         }
     }
     Tensor::from_data(TensorData::new(data, [1, 1, n, rows, cols]), device)
+}
+
+/// Attention probabilities (or their unnormalised numerators, which the kernels divide by an
+/// undropped denominator) after dropout, if any.
+pub(crate) fn drop_probabilities<const D: usize>(
+    probabilities: Tensor<D>,
+    dropout: Option<&Dropout>,
+) -> Tensor<D> {
+    match dropout {
+        Some(dropout) => dropout.forward(probabilities),
+        None => probabilities,
+    }
 }
 
 /// Softmax attention of one query row against an explicit key set (decoding).

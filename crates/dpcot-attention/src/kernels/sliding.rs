@@ -1,10 +1,11 @@
 //! Causal sliding-window attention and its ring-buffer cache.
 
+use burn::nn::Dropout;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::buffer::KvBuffer;
-use super::common::{attend_all, mask_3d, pad_seq, padded_len, scale, MASKED};
+use super::common::{attend_all, drop_probabilities, mask_3d, pad_seq, padded_len, scale, MASKED};
 use crate::config::SlidingWindowParams;
 
 /// Causal sliding-window attention: query `i` attends to keys `j` with `i - w < j <= i`.
@@ -22,13 +23,25 @@ pub fn sliding_window_attention(
     v: Tensor<4>,
     params: &SlidingWindowParams,
 ) -> Tensor<4> {
+    sliding_window_attention_dropout(q, k, v, params, None)
+}
+
+/// [`sliding_window_attention`] with `dropout` on the attention probabilities, active only
+/// while training on an autodiff device.
+pub(crate) fn sliding_window_attention_dropout(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    params: &SlidingWindowParams,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
     let [b, h, l, d] = q.dims();
     let w = params.window().min(l.max(1));
     let lp = padded_len(l, w);
     let nb = lp / w;
     let blocks = |x: Tensor<4>| pad_seq(x, lp).reshape([b, h, nb, w, d]);
     let (scores, values) = band(blocks(q.mul_scalar(scale(d))), blocks(k), blocks(v));
-    softmax(scores, 4)
+    drop_probabilities(softmax(scores, 4), dropout)
         .matmul(values)
         .reshape([b, h, lp, d])
         .slice_dim(2, 0..l)

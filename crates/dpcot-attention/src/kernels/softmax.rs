@@ -1,12 +1,13 @@
 //! Dense causal softmax attention and its KV cache.
 
+use burn::nn::Dropout;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::buffer::KvBuffer;
-use super::common::{attend_all, mask_2d, scale, MASKED};
+use super::common::{attend_all, drop_probabilities, mask_2d, scale, MASKED};
 
 /// Causal scaled dot-product attention, `softmax(QKᵀ/√d + causal mask) V`.
 ///
@@ -18,6 +19,17 @@ use super::common::{attend_all, mask_2d, scale, MASKED};
 /// - q, k, v: `[batch, heads, seq, d_head]`
 /// - returns `[batch, heads, seq, d_head]`
 pub fn softmax_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    softmax_attention_dropout(q, k, v, None)
+}
+
+/// [`softmax_attention`] with `dropout` on the attention probabilities, which is active only
+/// while training on an autodiff device (as burn's dropout is).
+pub(crate) fn softmax_attention_dropout(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
     if !q.device().is_autodiff() {
         let options = AttentionModuleOptions {
             scale: None,
@@ -29,7 +41,7 @@ pub fn softmax_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> 
     let [_, _, l, d] = q.dims();
     let future = mask_2d(l, l, &q.device(), |i, j| j > i);
     let scores = q.mul_scalar(scale(d)).matmul(k.swap_dims(2, 3));
-    softmax(scores.mask_fill(future, MASKED), 3).matmul(v)
+    drop_probabilities(softmax(scores.mask_fill(future, MASKED), 3), dropout).matmul(v)
 }
 
 /// Key/value cache of softmax attention: every past key and value.

@@ -1,10 +1,13 @@
 //! Block-sparse attention (Child et al. 2019), fixed and strided patterns, and its cache.
 
+use burn::nn::Dropout;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::buffer::KvBuffer;
-use super::common::{attend_all, mask_2d, mask_3d, pad_seq, padded_len, scale, MASKED};
+use super::common::{
+    attend_all, drop_probabilities, mask_2d, mask_3d, pad_seq, padded_len, scale, MASKED,
+};
 use super::sliding::band;
 use crate::config::{SparseParams, SparsePattern};
 
@@ -32,9 +35,29 @@ pub fn sparse_attention(
     v: Tensor<4>,
     params: &SparseParams,
 ) -> Tensor<4> {
+    sparse_attention_dropout(q, k, v, params, None)
+}
+
+/// [`sparse_attention`] with `dropout` on the attention probabilities (applied to both parts'
+/// numerators, divided by the undropped denominator), active only while training on an
+/// autodiff device.
+pub(crate) fn sparse_attention_dropout(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    params: &SparseParams,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
     match params.pattern() {
-        SparsePattern::Fixed => fixed(q, k, v, params.block_size(), params.summary_width()),
-        SparsePattern::Strided => strided(q, k, v, params.block_size()),
+        SparsePattern::Fixed => fixed(
+            q,
+            k,
+            v,
+            params.block_size(),
+            params.summary_width(),
+            dropout,
+        ),
+        SparsePattern::Strided => strided(q, k, v, params.block_size(), dropout),
     }
 }
 
@@ -43,7 +66,14 @@ pub(crate) fn effective_block(block: usize, l: usize) -> usize {
     block.min(l.max(1))
 }
 
-fn fixed(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, block: usize, c: usize) -> Tensor<4> {
+fn fixed(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    block: usize,
+    c: usize,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
     let [b, h, l, d] = q.dims();
     let bs = effective_block(block, l);
     let lp = padded_len(l, bs);
@@ -60,7 +90,7 @@ fn fixed(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, block: usize, c: usize) -> Te
         .matmul(kb.clone().swap_dims(3, 4))
         .mask_fill(future, MASKED);
     if nb == 1 {
-        return finish(softmax(local, 4).matmul(vb), l);
+        return finish(drop_probabilities(softmax(local, 4), dropout).matmul(vb), l);
     }
 
     // With nb > 1 the block was not clamped, so c <= bs.
@@ -79,14 +109,20 @@ fn fixed(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, block: usize, c: usize) -> Te
         .sum_dim(4)
         .reshape([b, h, lp, 1])
         .add(p_summary.clone().sum_dim(3));
-    let numerator = p_local
+    let numerator = drop_probabilities(p_local, dropout)
         .matmul(vb)
         .reshape([b, h, lp, d])
-        .add(p_summary.matmul(vs));
+        .add(drop_probabilities(p_summary, dropout).matmul(vs));
     numerator.div(denominator).slice_dim(2, 0..l)
 }
 
-fn strided(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, block: usize) -> Tensor<4> {
+fn strided(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    block: usize,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
     let [b, h, l, d] = q.dims();
     let bs = effective_block(block, l);
     let lp = padded_len(l, bs);
@@ -97,7 +133,10 @@ fn strided(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, block: usize) -> Tensor<4> 
 
     let (band_scores, band_values) = band(qb.clone(), kb.clone(), vb.clone());
     if nb == 1 {
-        return finish(softmax(band_scores, 4).matmul(band_values), l);
+        return finish(
+            drop_probabilities(softmax(band_scores, 4), dropout).matmul(band_values),
+            l,
+        );
     }
 
     // Column r of the nb × B grid holds the positions ≡ r (mod B); query (n, r) sees rows m < n.
@@ -114,9 +153,11 @@ fn strided(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, block: usize) -> Tensor<4> 
         .clone()
         .sum_dim(4)
         .add(p_stride.clone().sum_dim(4).swap_dims(2, 3));
-    let numerator = p_band
-        .matmul(band_values)
-        .add(p_stride.matmul(columns(vb)).swap_dims(2, 3));
+    let numerator = drop_probabilities(p_band, dropout).matmul(band_values).add(
+        drop_probabilities(p_stride, dropout)
+            .matmul(columns(vb))
+            .swap_dims(2, 3),
+    );
     finish(numerator.div(denominator), l)
 }
 

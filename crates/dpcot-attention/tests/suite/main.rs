@@ -9,6 +9,7 @@ mod backend;
 mod common;
 mod config;
 mod decoding;
+mod dropout;
 mod equivalence;
 mod flops;
 mod gradients;
