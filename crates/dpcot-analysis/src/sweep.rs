@@ -298,10 +298,17 @@ fn search(
         } else {
             min_passing(group.sweep.dims.len(), hint, &mut passes)?
         };
-        // The next (larger) size starts where this one ended.
-        hint = found.or(hint);
+        hint = Some(next_hint(found, group.sweep.dims.len()));
     }
     Ok(())
+}
+
+/// Where the search at the next (larger) size starts: where this one ended, or, if no
+/// dimension solved this size, at the top of the grid, where one run tells whether the larger
+/// size is unsolved too (probing small dimensions first would spend several runs to learn
+/// what the smaller size already suggests).
+fn next_hint(found: Option<usize>, dims: usize) -> usize {
+    found.unwrap_or(dims.saturating_sub(1))
 }
 
 /// The record of `key`, training the run first if it has none.
@@ -452,6 +459,20 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn after_an_unsolved_size_the_search_starts_at_the_top_of_the_grid() {
+        assert_eq!(next_hint(Some(2), 5), 2);
+        assert_eq!(next_hint(None, 5), 4);
+        // One probe at the top settles a size that is unsolved there too.
+        let mut probes = Vec::new();
+        let found = min_passing::<()>(5, Some(next_hint(None, 5)), &mut |i| {
+            probes.push(i);
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!((found, probes), (None, vec![4]));
+    }
 
     #[test]
     fn shards_parse_and_reject_nonsense() {
