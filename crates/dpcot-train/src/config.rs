@@ -60,10 +60,12 @@ pub struct TrainConfig {
     /// all (see [`Self::extension`]). Default: `steps`, no continuation.
     #[serde(default)]
     pub max_steps: Option<usize>,
-    /// The plateau rule: validation accuracy has plateaued when the last `plateau_patience`
+    /// The plateau rule: validation accuracy has stalled when the last `plateau_patience`
     /// evaluations all failed to beat the best accuracy before them by more than
-    /// `plateau_min_delta` [default: [`Self::DEFAULT_PLATEAU_PATIENCE`]]. Only judged once the
-    /// `steps` budget is spent: a run is never called plateaued before it.
+    /// `plateau_min_delta` [default: [`Self::DEFAULT_PLATEAU_PATIENCE`]]. Judged at the end of
+    /// each learning-rate cycle only (the budget, then each continuation): a run has
+    /// *plateaued* when it stalled through a whole continuation cycle, or at the end of its
+    /// budget with no continuation left ([`crate::train::decide`]).
     #[serde(default = "default_plateau_patience")]
     pub plateau_patience: usize,
     /// The smallest gain in validation accuracy that counts as improving

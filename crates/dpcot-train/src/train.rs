@@ -231,19 +231,30 @@ pub fn train(
 }
 
 /// What an evaluation on the validation split at `progress.step` means for the run: records
-/// it for the plateau rule, then ends the run (passed; plateaued, once the `steps` budget is
-/// spent; out of budget at the cap) or, at the end of its horizon while still improving,
-/// extends the horizon by [`TrainConfig::extension`] up to the cap.
+/// it for the plateau rule, then ends the run as soon as it passes, or, at the end of the
+/// run's horizon (one learning-rate cycle), decides between continuing and ending:
+///
+/// - still improving (a gain within the last `plateau_patience` evaluations): continued by
+///   [`TrainConfig::extension`] steps, a fresh learning-rate cycle, up to the cap; at the cap
+///   it is out of budget;
+/// - stalled at the end of the first cycle, whose rate had decayed to 0: continued once, since
+///   the stall may be the schedule's rather than the model's; with no room left, plateaued;
+/// - stalled through a whole continuation cycle, rate restart included: plateaued.
 pub fn decide(config: &TrainConfig, progress: &mut Progress, accuracy: f64) {
     progress.plateau.record(accuracy, config.plateau_min_delta);
-    let step = progress.step;
-    progress.ending = if config.target_accuracy.is_some_and(|t| accuracy >= t) {
-        Some(RunEnding::Passed)
-    } else if step >= config.steps && progress.plateau.reached(config.plateau_patience) {
+    if config.target_accuracy.is_some_and(|t| accuracy >= t) {
+        progress.ending = Some(RunEnding::Passed);
+        return;
+    }
+    if progress.step < progress.horizon {
+        return;
+    }
+    let stalled = progress.plateau.reached(config.plateau_patience);
+    let continued = progress.horizon > config.steps;
+    let room = progress.horizon < config.step_cap();
+    progress.ending = if stalled && (continued || !room) {
         Some(RunEnding::Plateaued)
-    } else if step < progress.horizon {
-        None
-    } else if progress.horizon < config.step_cap() {
+    } else if room {
         progress.horizon = (progress.horizon + config.extension()).min(config.step_cap());
         None
     } else {
@@ -322,12 +333,26 @@ mod tests {
     }
 
     #[test]
-    fn a_flat_run_is_not_called_plateaued_before_its_budget_is_spent() {
-        let flat = [0.2; 10];
+    fn a_stall_at_the_end_of_the_decayed_first_cycle_earns_one_restart() {
+        let flat = [0.2; 12];
         let p = run(&config(), &flat[..9]);
         assert_eq!(p.ending, None, "step 90 < the budget of 100");
+        let p = run(&config(), &flat[..10]);
+        assert_eq!(
+            (p.ending, p.horizon),
+            (None, 120),
+            "the stall at 100 came at a decayed rate: one more cycle"
+        );
         let p = run(&config(), &flat);
-        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 100));
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 120));
+    }
+
+    #[test]
+    fn a_restart_that_brings_a_gain_keeps_the_run_going() {
+        let mut accuracies = vec![0.2; 10];
+        accuracies.extend([0.3, 0.3]);
+        let p = run(&config(), &accuracies);
+        assert_eq!((p.ending, p.horizon), (None, 140));
     }
 
     #[test]
@@ -353,11 +378,13 @@ mod tests {
     }
 
     #[test]
-    fn without_continuation_an_improving_run_is_out_of_budget_at_its_budget() {
+    fn without_continuation_the_budget_decides() {
         let mut config = config();
         config.max_steps = None;
         let rising: Vec<f64> = (0..10).map(|i| 0.05 * i as f64).collect();
         let p = run(&config, &rising);
         assert_eq!((p.ending, p.step), (Some(RunEnding::OutOfBudget), 100));
+        let p = run(&config, &[0.2; 10]);
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 100));
     }
 }
