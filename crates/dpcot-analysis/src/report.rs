@@ -822,6 +822,24 @@ mod tests {
         Profile::load(&smoke).expect("the smoke profile loads")
     }
 
+    /// Asserts that the general LIS minimal-dimension table of `records` has `rows`; returns
+    /// the analysis.
+    fn assert_lis_table_rows(records: Vec<RunRecord>, rows: &[&str]) -> Analysis {
+        let analysis = analyse(records);
+        let mut md = String::new();
+        min_dim_table(
+            &mut md,
+            &analysis,
+            Experiment::General,
+            "lis",
+            &smoke_profile(),
+        );
+        for row in rows {
+            assert!(md.contains(row), "`{row}` in\n{md}");
+        }
+        analysis
+    }
+
     fn unsolved(model: ModelChoice) -> Vec<RunRecord> {
         search(&lis(8), model, 1, &[(32, 0.4), (64, 0.6)])
     }
@@ -933,22 +951,14 @@ mod tests {
                 .record(),
         );
         records.extend(unsolved(Linear));
-        let analysis = analyse(records);
-        let mut md = String::new();
-        min_dim_table(
-            &mut md,
-            &analysis,
-            Experiment::General,
-            "lis",
-            &smoke_profile(),
+        let analysis = assert_lis_table_rows(
+            records,
+            &[
+                "| standard | > 64 (plateau) |",
+                "| sparse | > 64 (budget) |",
+                "| linear | > 64 |",
+            ],
         );
-        for row in [
-            "| standard | > 64 (plateau) |",
-            "| sparse | > 64 (budget) |",
-            "| linear | > 64 |",
-        ] {
-            assert!(md.contains(row), "`{row}` in\n{md}");
-        }
         let csv = min_dims_csv(&analysis);
         assert!(csv.contains(",standard,,,,2,plateaued\n"), "{csv}");
         assert!(csv.contains(",sparse,,,,2,out of budget\n"), "{csv}");
@@ -1131,23 +1141,15 @@ mod tests {
                 .experiment(Experiment::Locality)
                 .record(),
         );
-        let analysis = analyse(records);
-        let mut md = String::new();
-        min_dim_table(
-            &mut md,
-            &analysis,
-            Experiment::General,
-            "lis",
-            &smoke_profile(),
+        let analysis = assert_lis_table_rows(
+            records,
+            &[
+                "| standard | 32 |",
+                "| sparse | 48 (32–64) |",
+                "| linear | > 64 |",
+                "| sliding-w4 | – |",
+            ],
         );
-        for row in [
-            "| standard | 32 |",
-            "| sparse | 48 (32–64) |",
-            "| linear | > 64 |",
-            "| sliding-w4 | – |",
-        ] {
-            assert!(md.contains(row), "`{row}` in\n{md}");
-        }
         let csv = min_dims_csv(&analysis);
         assert!(
             csv.contains("general,lis-8,19,sparse,48.0,32,64,2,\n"),

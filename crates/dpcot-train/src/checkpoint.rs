@@ -34,9 +34,8 @@ pub struct Progress {
     pub tokens_seen: u64,
     /// Training FLOPs so far (forward + backward on the padded batches).
     pub train_flops: f64,
-    /// The step the run is scheduled to end at: the budget, grown by each continuation of a
-    /// run still improving at its end. 0 in checkpoints from before continuations (the
-    /// budget).
+    /// The step the run is scheduled to end at: the budget, grown by each continuation
+    /// ([`crate::train::decide`]). 0 in checkpoints from before continuations (the budget).
     #[serde(default)]
     pub horizon: usize,
     /// The validation history of the plateau rule.

@@ -36,9 +36,10 @@ pub struct TrainOptions {
 /// Trains (or resumes) the run in `dir`.
 ///
 /// The run ends in one of the ways of [`RunEnding`]: an evaluation on the validation split
-/// reaches the target; or, once the `steps` budget is spent, validation accuracy plateaus; or
-/// the step cap is reached while it is still improving. A run still improving at the end of its
-/// horizon is continued by [`TrainConfig::extension`] steps up to the cap.
+/// reaches the target; or validation accuracy stalls through a whole learning-rate cycle; or
+/// the step cap is reached while it is still improving. [`decide`] is the rule, applied at
+/// every evaluation; a run still improving at the end of its horizon is continued by
+/// [`TrainConfig::extension`] steps up to the cap.
 pub fn train(
     dir: &RunDir,
     config: &RunConfig,
