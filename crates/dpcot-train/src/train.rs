@@ -73,6 +73,9 @@ pub fn train(
     let eval_subset = &data.validation[..data.validation.len().min(train_config.eval_examples)];
     let bar = crate::progress::training(progress.horizon, progress.step, options.quiet);
     let (mut window_tokens, mut window_started) = (0u64, Instant::now());
+    // The last evaluation on the whole validation split, with its step: the final one when
+    // the run ends right after it.
+    let mut last_full_validation: Option<(usize, EvalMetrics)> = None;
 
     while progress.ending.is_none() {
         if options.halt_after.is_some_and(|h| progress.step >= h) {
@@ -155,8 +158,11 @@ pub fn train(
             metrics.append(&MetricsLine::Eval {
                 step: done,
                 split: Some(EvalSplit::Validation),
-                metrics: eval,
+                metrics: eval.clone(),
             })?;
+            if eval_subset.len() == data.validation.len() {
+                last_full_validation = Some((done, eval));
+            }
             let horizon = progress.horizon;
             decide(train_config, &mut progress, headline);
             if progress.horizon > horizon {
@@ -164,7 +170,8 @@ pub fn train(
                 bar.suspend(|| {
                     if !options.quiet {
                         eprintln!(
-                            "step {done}: validation {:.1}% and still improving; continuing to step {}",
+                            "step {done}: validation {:.1}%; continuing to step {} \
+                             (a new learning-rate cycle)",
                             100.0 * headline,
                             progress.horizon
                         );
@@ -193,7 +200,11 @@ pub fn train(
             &plain,
         )
     };
-    let validation = final_eval(&data.validation)?;
+    // Evaluation is deterministic, so a whole-split evaluation at this very step is reused.
+    let validation = match last_full_validation {
+        Some((at, metrics)) if at == step => metrics,
+        _ => final_eval(&data.validation)?,
+    };
     let eval = final_eval(&data.test)?;
     let mut ending = progress.ending.expect("the loop ends only with an ending");
     if train_config
