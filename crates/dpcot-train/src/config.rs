@@ -216,12 +216,11 @@ impl TrainConfig {
         positive("eval_every", self.eval_interval())?;
         positive("checkpoint_every", self.checkpoint_interval())?;
         positive("plateau_patience", self.plateau_patience)?;
-        if self.max_steps.is_some_and(|cap| cap < self.steps) {
+        if let Some(cap) = self.max_steps.filter(|&cap| cap < self.steps) {
             return Err(TrainError::invalid(
                 "max_steps",
                 format!(
-                    "({}) is below steps ({}): the cap bounds continuations of the budget",
-                    self.step_cap(),
+                    "({cap}) is below steps ({}): the cap bounds continuations of the budget",
                     self.steps
                 ),
             ));
@@ -546,6 +545,20 @@ impl RunConfig {
         self.model.validate()?;
         self.train.validate()?;
         self.data.validate()?;
+        if let DataSource::Generated {
+            mix_smaller: true, ..
+        } = self.data
+        {
+            if !matches!(self.task, TaskSpec::Arithmetic { .. }) {
+                return Err(TrainError::invalid(
+                    "data.mix_smaller",
+                    format!(
+                        "only arithmetic mixes in smaller sizes, not {}",
+                        task.name()
+                    ),
+                ));
+            }
+        }
         if self.model.vocab_size != task.vocab().len() {
             return Err(TrainError::invalid(
                 "model.vocab_size",
@@ -601,6 +614,19 @@ mod tests {
         c.learning_rate = -1.0;
         assert!(c.validate().is_err());
         assert!(TrainConfig::new(0).validate().is_err());
+        let mut c = TrainConfig::new(100);
+        c.max_steps = Some(10);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("max_steps` (10) is below steps (100)"),
+            "{err}"
+        );
+        let mut c = TrainConfig::new(100);
+        c.plateau_patience = 0;
+        assert!(c.validate().is_err());
+        c.plateau_patience = 1;
+        c.plateau_min_delta = 1.5;
+        assert!(c.validate().is_err());
     }
 
     #[test]

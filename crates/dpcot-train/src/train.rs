@@ -46,11 +46,13 @@ pub fn train(
     options: &TrainOptions,
 ) -> Result<RunSummary, TrainError> {
     config.validate()?;
-    dir.prepare(config, options.resume)?;
     let task = config.task.build()?;
+    // Data and device first: a split the task cannot fill, or a backend that is not there, is
+    // refused before the run directory is written.
     let mut data = load_data(config, &task)?;
-
     let plain = options.backend.device()?;
+    dir.prepare(config, options.resume)?;
+
     let device = plain.clone().autodiff();
     let train_config = &config.train;
     let mut optimizer = optimizer(train_config)?;

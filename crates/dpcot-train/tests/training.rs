@@ -239,3 +239,44 @@ fn a_diverging_run_stops_with_a_non_finite_loss_error() {
         other => panic!("expected a non-finite loss, got: {other}"),
     }
 }
+
+#[test]
+fn data_the_task_cannot_supply_is_refused_before_the_run_directory_is_written() {
+    // Arithmetic over Z_5 with one operator has 100 problems: 300 test examples drawn with
+    // repeats cover them all, so no validation example is left.
+    let task = TaskSpec::Arithmetic {
+        operators: 1,
+        modulus: 5,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let err = train(
+        &RunDir::new(&run),
+        &config(task, AttentionKind::Softmax, 10),
+        &options(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Task(dpcot_tasks::TaskError::SpaceExhausted {
+                split: "validation",
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(!run.exists(), "a failed start leaves nothing behind");
+
+    let mut mixed = config(lis4(), AttentionKind::Softmax, 10);
+    mixed.data = DataSource::Generated {
+        train: None,
+        validation: 10,
+        test: 10,
+        seed: 1,
+        mix_smaller: true,
+    };
+    let err = train(&RunDir::new(&run), &mixed, &options()).unwrap_err();
+    assert!(err.to_string().contains("mix_smaller"), "{err}");
+    assert!(!run.exists());
+}
