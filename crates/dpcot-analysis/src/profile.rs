@@ -41,7 +41,8 @@ pub const BUILTIN: [(&str, &str); 4] = [
 pub struct Profile {
     /// The profile's name (results go to `results/<name>` by default).
     pub name: String,
-    /// A model "solves" a task at a dimension when its headline accuracy reaches this.
+    /// A model "solves" a task at a dimension when its headline accuracy on the validation
+    /// split reaches this (runs stop early there too).
     #[serde(default = "default_threshold")]
     pub threshold: f64,
     /// Every search is repeated for each seed.
