@@ -122,23 +122,19 @@ pub fn generate(
     progress(0);
     // The test split may repeat a problem (as the reference's may); the training split never
     // holds one of them.
-    let mut no_held_out = HeldOut::default();
     let test = draw(
         &test_sampler,
         &mut rng,
         config.test,
-        &mut no_held_out,
-        false,
+        &HeldOut::default(),
         "test",
     )?;
     progress(config.test);
-    let mut held_out = HeldOut::new(&test);
     let train = draw(
         &sampler,
         &mut rng,
         config.train,
-        &mut held_out,
-        false,
+        &HeldOut::new(&test),
         "train",
     )?;
     progress(config.test + config.train);

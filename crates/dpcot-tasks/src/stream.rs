@@ -112,20 +112,49 @@ impl HeldOut {
     }
 }
 
-/// Draws `count` examples of `sampler` from `rng` that are not in `held_out` (and, with
-/// `distinct`, not drawn before in this call, which also holds them out). An error naming
-/// `split` if the problem space runs out first.
+/// Draws `count` examples of `sampler` from `rng` that are not in `held_out` (repeats among
+/// them allowed). An error naming `split` if the problem space runs out first.
 pub fn draw(
     sampler: &Sampler,
     rng: &mut dyn RngCore,
     count: usize,
-    held_out: &mut HeldOut,
-    distinct: bool,
+    held_out: &HeldOut,
     split: &'static str,
 ) -> Result<Vec<Example>, TaskError> {
+    draw_kept(sampler, rng, count, split, |example| {
+        !held_out.contains(example)
+    })
+}
+
+/// Draws `count` distinct examples of `sampler` from `rng` that are not in `held_out`, and
+/// holds each one out as it is drawn. An error naming `split` if the problem space runs out
+/// first.
+pub fn draw_distinct(
+    sampler: &Sampler,
+    rng: &mut dyn RngCore,
+    count: usize,
+    held_out: &mut HeldOut,
+    split: &'static str,
+) -> Result<Vec<Example>, TaskError> {
+    draw_kept(sampler, rng, count, split, |example| {
+        let fresh = !held_out.contains(example);
+        if fresh {
+            held_out.extend([example]);
+        }
+        fresh
+    })
+}
+
+/// Draws until `count` examples were kept by `keep`, giving up after a number of attempts
+/// proportional to `count` (small problem spaces can be exhausted by held-out examples).
+fn draw_kept(
+    sampler: &Sampler,
+    rng: &mut dyn RngCore,
+    count: usize,
+    split: &'static str,
+    mut keep: impl FnMut(&Example) -> bool,
+) -> Result<Vec<Example>, TaskError> {
     let mut examples = Vec::with_capacity(count);
-    // Small problem spaces can be exhausted by the held-out examples; give up rather than loop
-    // forever.
     let max_attempts = 20 * count + 10_000;
     let mut attempts = 0;
     while examples.len() < count {
@@ -139,13 +168,9 @@ pub fn draw(
         }
         attempts += 1;
         let example = sampler.sample(rng);
-        if held_out.contains(&example) {
-            continue;
+        if keep(&example) {
+            examples.push(example);
         }
-        if distinct {
-            held_out.extend([&example]);
-        }
-        examples.push(example);
     }
     Ok(examples)
 }
@@ -173,8 +198,7 @@ impl ExampleStream {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         // One independent ChaCha stream per step: resuming at step s needs no replay.
         rng.set_stream(step as u64);
-        let mut held_out = self.held_out.clone();
-        draw(&self.sampler, &mut rng, size, &mut held_out, false, "train")
+        draw(&self.sampler, &mut rng, size, &self.held_out, "train")
     }
 }
 
@@ -213,7 +237,7 @@ mod tests {
     #[test]
     fn held_out_examples_are_never_streamed() {
         let (sampler, mut rng, mut held_out) = small_space();
-        let test = draw(&sampler, &mut rng, 40, &mut held_out, true, "test").unwrap();
+        let test = draw_distinct(&sampler, &mut rng, 40, &mut held_out, "test").unwrap();
         assert_eq!(held_out.len(), 40, "distinct draws hold each other out");
         let stream = ExampleStream::new(sampler, HeldOut::new(&test), 1);
         let mut seen_any = false;
@@ -232,7 +256,7 @@ mod tests {
     #[test]
     fn an_exhausted_space_is_an_error() {
         let (sampler, mut rng, mut held_out) = small_space();
-        let err = draw(&sampler, &mut rng, 1000, &mut held_out, true, "validation").unwrap_err();
+        let err = draw_distinct(&sampler, &mut rng, 1000, &mut held_out, "validation").unwrap_err();
         assert!(
             matches!(
                 err,

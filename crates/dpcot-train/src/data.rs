@@ -1,6 +1,6 @@
 //! The examples a run trains, validates and is tested on.
 
-use dpcot_tasks::stream::{draw, ExampleStream, HeldOut, Sampler};
+use dpcot_tasks::stream::{draw, draw_distinct, ExampleStream, HeldOut, Sampler};
 use dpcot_tasks::{Dataset, Example, Split, Task};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -108,27 +108,19 @@ pub fn load_data(config: &RunConfig, task: &Task) -> Result<RunData, TrainError>
             let mut rng = ChaCha8Rng::seed_from_u64(*data_seed);
             // The test split is drawn first and as `dpcot generate` draws it, so it does not
             // depend on the other splits' sizes.
-            let test = draw(
-                &full_size,
-                &mut rng,
-                *test,
-                &mut HeldOut::default(),
-                false,
-                "test",
-            )?;
+            let test = draw(&full_size, &mut rng, *test, &HeldOut::default(), "test")?;
             let mut held_out = HeldOut::new(&test);
-            let validation = draw(
+            let validation = draw_distinct(
                 &full_size,
                 &mut rng,
                 *validation,
                 &mut held_out,
-                true,
                 "validation",
             )?;
             let sampler = Sampler::new(task.clone(), *mix_smaller)?;
             let train = match train {
                 Some(count) => {
-                    let examples = draw(&sampler, &mut rng, *count, &mut held_out, false, "train")?;
+                    let examples = draw(&sampler, &mut rng, *count, &held_out, "train")?;
                     TrainExamples::Fixed {
                         order: BatchOrder::new(examples.len(), batch_size, seed),
                         examples,
