@@ -48,16 +48,6 @@ impl Sampler {
         Ok(Self { task, sizes })
     }
 
-    /// The task sampled.
-    pub fn task(&self) -> &Task {
-        &self.task
-    }
-
-    /// Whether smaller sizes are mixed in.
-    pub fn mixes_smaller(&self) -> bool {
-        self.sizes.is_some()
-    }
-
     /// One training example.
     pub fn sample(&self, rng: &mut dyn RngCore) -> Example {
         match (&self.task, &self.sizes) {

@@ -484,12 +484,8 @@ impl DataOverrides {
     pub fn generated(&self, task: &TaskSpec, seed: u64) -> DataSource {
         DataSource::Generated {
             train: self.train_examples,
-            validation: self
-                .validation_examples
-                .unwrap_or(DataSource::DEFAULT_VALIDATION_EXAMPLES),
-            test: self
-                .test_examples
-                .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES),
+            validation: self.validation(),
+            test: self.test(),
             seed,
             mix_smaller: self
                 .mix_smaller
@@ -511,8 +507,7 @@ impl DataOverrides {
         format!(
             "{train}{mix}, {} validation and {} test examples",
             self.validation(),
-            self.test_examples
-                .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES)
+            self.test()
         )
     }
 
@@ -521,6 +516,12 @@ impl DataOverrides {
     pub fn validation(&self) -> usize {
         self.validation_examples
             .unwrap_or(DataSource::DEFAULT_VALIDATION_EXAMPLES)
+    }
+
+    /// Generated test examples: as set, else the default.
+    pub fn test(&self) -> usize {
+        self.test_examples
+            .unwrap_or(DataSource::DEFAULT_TEST_EXAMPLES)
     }
 }
 

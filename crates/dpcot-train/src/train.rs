@@ -225,21 +225,15 @@ pub fn train(
             metrics: metrics_of.clone(),
         })?;
     }
-    let reached_target = train_config
-        .target_accuracy
-        .map(|_| ending == RunEnding::Passed);
-    let summary = RunSummary {
-        validation: Some(validation),
-        ending: Some(ending),
-        ..summarize(
-            config,
-            &task,
-            options.backend,
-            progress,
-            reached_target,
-            eval,
-        )?
-    };
+    let summary = summarize(
+        config,
+        &task,
+        options.backend,
+        progress,
+        ending,
+        validation,
+        eval,
+    )?;
     dir.write_summary(&summary)?;
     Ok(summary)
 }
@@ -284,13 +278,15 @@ fn step_seed(seed: u64, step: usize) -> u64 {
             .wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
-/// The summary of a finished run that reached `progress` and scored `eval` on its test split.
+/// The summary of a finished run that reached `progress`, ended as `ending`, and scored
+/// `validation` and `eval` on its validation and test splits.
 fn summarize(
     config: &RunConfig,
     task: &Task,
     backend: Backend,
     progress: Progress,
-    reached_target: Option<bool>,
+    ending: RunEnding,
+    validation: EvalMetrics,
     eval: EvalMetrics,
 ) -> Result<RunSummary, TrainError> {
     Ok(RunSummary {
@@ -299,7 +295,10 @@ fn summarize(
         d_model: config.model.d_model,
         backend,
         steps: progress.step,
-        reached_target,
+        reached_target: config
+            .train
+            .target_accuracy
+            .map(|_| ending == RunEnding::Passed),
         parameters: flops::parameters(&config.model),
         train_seconds: progress.train_seconds,
         train_tokens: progress.tokens_seen,
@@ -309,8 +308,8 @@ fn summarize(
             / task.max_len() as f64,
         peak_memory_bytes: peak_memory_bytes(),
         eval,
-        validation: None,
-        ending: None,
+        validation: Some(validation),
+        ending: Some(ending),
     })
 }
 
