@@ -292,6 +292,13 @@ def measure_ops(args):
     linear = nn.Linear(d, 4 * d)
     norm = nn.LayerNorm(d)
     dropout = nn.Dropout(0.1)
+    logits = torch.randn(b * l, args.vocab)
+    targets = torch.randint(0, args.vocab, (b * l,))
+    weights = torch.ones(b * l)
+
+    def cross_entropy_sum(z):
+        picked = torch.log_softmax(z, dim=1).gather(1, targets[:, None])[:, 0]
+        return -(picked * weights).sum()
 
     def backward_of(op, t):
         t = t.detach().requires_grad_()
@@ -311,6 +318,7 @@ def measure_ops(args):
         ("softmax", no_grad(lambda: torch.softmax(scores, dim=3))),
         ("softmax fwd+bwd", lambda: backward_of(lambda t: torch.softmax(t, dim=3), scores)),
         ("layer_norm fwd+bwd", lambda: backward_of(norm, x)),
+        ("cross_entropy fwd+bwd", lambda: backward_of(cross_entropy_sum, logits)),
         ("gelu_tanh fwd+bwd", lambda: backward_of(gelu_tanh, wide)),
         ("dropout", lambda: dropout(wide)),
         ("add", no_grad(lambda: wide + wide)),

@@ -19,6 +19,8 @@
 //! - [`cache`]: [`AttentionCache`], the decoding state of one layer;
 //! - [`mod@reference`]: dense, obviously correct versions of every kernel, for tests;
 //! - [`flops`]: FLOP counts of what the kernels really compute;
+//! - [`fused`]: fused softmax, GELU, LayerNorm and cross-entropy with their backward passes
+//!   (our own CPU kernels on burn-flex, the composed form elsewhere);
 //! - [`AttentionError`]: the crate's one error type.
 //!
 //! ```
@@ -47,6 +49,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod flops;
+pub mod fused;
 pub mod kernels;
 pub mod layer;
 pub mod reference;

@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Time the operations a training step is made of instead, one by one.
     #[arg(long)]
     ops: bool,
+    /// Run burn's composed softmax, LayerNorm, GELU and cross-entropy instead of dpcot's fused
+    /// kernels, to measure what the kernels gain.
+    #[arg(long)]
+    composed: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -66,6 +70,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let backend = args.backend.backend()?;
     let spec = args.spec()?;
     let device = backend.device()?;
+    dpcot_model::dpcot_attention::fused::set_enabled(!args.composed);
     if args.ops {
         let ops = dpcot_train::bench::measure_ops(&spec, &device)?;
         if args.json {

@@ -7,9 +7,8 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use dpcot_attention::{AttentionCache, CausalSelfAttention};
+use dpcot_attention::{fused, AttentionCache, CausalSelfAttention};
 
 use crate::{ModelConfig, ModelError};
 
@@ -29,13 +28,32 @@ pub struct Block {
     dropout: Dropout,
 }
 
+/// LayerNorm's ε, PyTorch's default as the reference uses it.
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+
+/// A LayerNorm over `d` features with [`LAYER_NORM_EPSILON`].
+fn layer_norm_module(d: usize, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(d)
+        .with_epsilon(LAYER_NORM_EPSILON)
+        .init(device)
+}
+
+/// `norm` applied to `x` through the fused LayerNorm ([`fused::layer_norm`]; burn's module
+/// composes its backward pass from primitives). The module is kept for its parameters and
+/// record format; every norm of the model is built by [`layer_norm_module`], so its ε is
+/// [`LAYER_NORM_EPSILON`].
+fn normalize<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let beta = norm.beta.as_ref().map(|beta| beta.val());
+    fused::layer_norm(x, norm.gamma.val(), beta, LAYER_NORM_EPSILON)
+}
+
 impl Block {
     fn new(config: &ModelConfig, device: &Device) -> Result<Self, ModelError> {
         let d = config.d_model;
         Ok(Self {
-            attention_norm: LayerNormConfig::new(d).init(device),
+            attention_norm: layer_norm_module(d, device),
             attention: config.attention_config().init(device)?,
-            mlp_norm: LayerNormConfig::new(d).init(device),
+            mlp_norm: layer_norm_module(d, device),
             mlp_in: LinearConfig::new(d, 4 * d).init(device),
             mlp_out: LinearConfig::new(4 * d, d).init(device),
             dropout: DropoutConfig::new(config.dropout).init(),
@@ -43,8 +61,8 @@ impl Block {
     }
 
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = gelu_tanh(self.mlp_in.forward(self.mlp_norm.forward(x)));
-        self.dropout.forward(self.mlp_out.forward(hidden))
+        let hidden = gelu_tanh(self.mlp_in.forward(normalize(&self.mlp_norm, x)));
+        fused::dropout(self.mlp_out.forward(hidden), &self.dropout)
     }
 
     /// Parallel (training) forward.
@@ -54,8 +72,8 @@ impl Block {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let attended = self
             .attention
-            .forward(self.attention_norm.forward(x.clone()));
-        let x = x + self.dropout.forward(attended);
+            .forward(normalize(&self.attention_norm, x.clone()));
+        let x = x + fused::dropout(attended, &self.dropout);
         x.clone() + self.mlp(x)
     }
 
@@ -70,8 +88,8 @@ impl Block {
     ) -> Result<Tensor<3>, ModelError> {
         let attended = self
             .attention
-            .forward_step(self.attention_norm.forward(x.clone()), cache)?;
-        let x = x + self.dropout.forward(attended);
+            .forward_step(normalize(&self.attention_norm, x.clone()), cache)?;
+        let x = x + fused::dropout(attended, &self.dropout);
         Ok(x.clone() + self.mlp(x))
     }
 }
@@ -79,21 +97,12 @@ impl Block {
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, as the
 /// reference uses it.
 ///
-/// Computed as the equal `x · σ(2√(2/π)·(x + 0.044715·x³))` (since `(1 + tanh u)/2 = σ(2u)`)
-/// with `x³` as two products: five cheap element-wise operations and one sigmoid, where the
-/// textbook form costs a `powf` and a `tanh` per element, forward and backward
-/// (docs/performance.md). [`flops`](crate::flops) counts this form:
-/// [`GELU_PER_ELEMENT`](crate::flops::GELU_PER_ELEMENT) = 8 FLOPs per element.
+/// Computed as the equal `x · σ(2√(2/π)·(x + 0.044715·x³))` (since `(1 + tanh u)/2 = σ(2u)`),
+/// fused forward and backward on burn-flex ([`fused::gelu_tanh`]), where the textbook form costs
+/// a `powf` and a `tanh` per element (docs/performance.md). [`flops`](crate::flops) counts this
+/// form: [`GELU_PER_ELEMENT`](crate::flops::GELU_PER_ELEMENT) = 8 FLOPs per element.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const TWO_SQRT_2_OVER_PI: f64 =
-        2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
-    let inner = x
-        .clone()
-        .mul(x.clone())
-        .mul_scalar(0.044715 * TWO_SQRT_2_OVER_PI)
-        .add_scalar(TWO_SQRT_2_OVER_PI)
-        .mul(x.clone());
-    x.mul(sigmoid(inner))
+    fused::gelu_tanh(x)
 }
 
 /// The whole decoder.
@@ -136,11 +145,11 @@ impl ModelConfig {
         let d = self.d_model;
         Ok(Transformer {
             token_embedding: EmbeddingConfig::new(self.vocab_size, d).init(device),
-            embedding_norm: LayerNormConfig::new(d).init(device),
+            embedding_norm: layer_norm_module(d, device),
             blocks: (0..self.n_layers)
                 .map(|_| Block::new(self, device))
                 .collect::<Result<_, _>>()?,
-            final_norm: LayerNormConfig::new(d).init(device),
+            final_norm: layer_norm_module(d, device),
             head: LinearConfig::new(d, self.vocab_size).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             config: self.clone(),
@@ -164,7 +173,7 @@ impl Transformer {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        self.head.forward(self.final_norm.forward(x))
+        self.head.forward(normalize(&self.final_norm, x))
     }
 
     /// An empty decoding state for `batch` sequences.
@@ -196,7 +205,7 @@ impl Transformer {
         state.position += 1;
         Ok(self
             .head
-            .forward(self.final_norm.forward(x))
+            .forward(normalize(&self.final_norm, x))
             .reshape([batch, self.config.vocab_size]))
     }
 
@@ -206,7 +215,7 @@ impl Transformer {
         let device = tokens.device();
         let positions = sinusoidal_positions(start, len, self.config.d_model, &device);
         let x = self.token_embedding.forward(tokens) + positions.unsqueeze::<3>();
-        self.dropout.forward(self.embedding_norm.forward(x))
+        fused::dropout(normalize(&self.embedding_norm, x), &self.dropout)
     }
 }
 

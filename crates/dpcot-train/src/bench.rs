@@ -10,11 +10,10 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::{DropoutConfig, LayerNormConfig, LinearConfig};
+use burn::nn::{DropoutConfig, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use dpcot_model::dpcot_attention::AttentionKind;
+use dpcot_model::dpcot_attention::{fused, AttentionKind};
 use dpcot_model::generate::greedy_decode;
 use dpcot_model::{gelu_tanh, ModelConfig};
 use rand::{Rng, SeedableRng};
@@ -169,7 +168,9 @@ pub struct OpTiming {
 /// Times the operations a training step is made of, one by one, at `spec`'s shapes
 /// (`[batch, seq, d_model]` activations, `4·d_model` MLP width, `[batch, heads, seq, seq]`
 /// scores): the table that says where a gap to another framework lies. "fwd+bwd" is the
-/// operation, the sum of its output, and the backward pass to the input.
+/// operation, the sum of its output, and the backward pass to the input. Softmax, LayerNorm,
+/// GELU and the cross-entropy are the model's own ([`fused`]: the fused kernels on burn-flex
+/// unless [turned off](fused::set_enabled)).
 pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, TrainError> {
     spec.validate()?;
     let (b, l, d, h) = (
@@ -188,7 +189,13 @@ pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, T
     let scores = Tensor::<4>::random([b, h, l, l], normal, device);
     let linear = LinearConfig::new(d, 4 * d).init(device);
     let linear_ad = LinearConfig::new(d, 4 * d).init(&trained);
-    let norm_ad = LayerNormConfig::new(d).init(&trained);
+    let gamma = Tensor::<1>::ones([d], &trained).require_grad();
+    let beta = Tensor::<1>::zeros([d], &trained).require_grad();
+    let vocab = spec.model.vocab_size;
+    let logits = Tensor::<2>::random([b * l, vocab], normal, device);
+    let targets =
+        Tensor::<1, Int>::random([b * l], Distribution::Uniform(0.0, vocab as f64), device);
+    let weights = Tensor::<1>::ones([b * l], device);
     let dropout = DropoutConfig::new(0.1).init();
     let tracked = |t: &Tensor<3>| t.clone().autodiff().require_grad();
     let tracked4 = |t: &Tensor<4>| t.clone().autodiff().require_grad();
@@ -212,19 +219,27 @@ pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, T
         let _ = q.clone().matmul(q.clone().swap_dims(2, 3));
     })?;
     time("softmax", &mut || {
-        let _ = softmax(scores.clone(), 3);
+        let _ = fused::softmax(scores.clone(), 1.0, false);
     })?;
     time("softmax fwd+bwd", &mut || {
-        let _ = softmax(tracked4(&scores), 3).sum().backward();
+        let _ = fused::softmax(tracked4(&scores), 1.0, false)
+            .sum()
+            .backward();
     })?;
     time("layer_norm fwd+bwd", &mut || {
-        let _ = norm_ad.forward(tracked(&x)).sum().backward();
+        let normalized = fused::layer_norm(tracked(&x), gamma.clone(), Some(beta.clone()), 1e-5);
+        let _ = normalized.sum().backward();
+    })?;
+    time("cross_entropy fwd+bwd", &mut || {
+        let z = logits.clone().autodiff().require_grad();
+        let (t, w) = (targets.clone().autodiff(), weights.clone().autodiff());
+        let _ = fused::cross_entropy_sum(z, t, w).backward();
     })?;
     time("gelu_tanh fwd+bwd", &mut || {
         let _ = gelu_tanh(tracked(&wide)).sum().backward();
     })?;
     time("dropout", &mut || {
-        let _ = dropout.forward(wide.clone().autodiff());
+        let _ = fused::dropout(wide.clone().autodiff(), &dropout);
     })?;
     time("add", &mut || {
         let _ = wide.clone().add(wide.clone());

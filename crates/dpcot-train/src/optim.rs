@@ -6,8 +6,8 @@
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
+use dpcot_model::dpcot_attention::fused;
 
 use crate::config::TrainConfig;
 use crate::TrainError;
@@ -56,13 +56,15 @@ pub fn masked_cross_entropy(
     targets: Tensor<2, Int>,
     mask: Tensor<2>,
 ) -> Tensor<1> {
-    let [batch, seq, _] = logits.dims();
-    let log_probs = log_softmax(logits, 2);
-    let picked = log_probs
-        .gather(2, targets.reshape([batch, seq, 1]))
-        .reshape([batch, seq]);
+    let [batch, seq, vocab] = logits.dims();
+    let rows = batch * seq;
     let count = mask.clone().sum();
-    (picked * mask).sum().neg() / count
+    let total = fused::cross_entropy_sum(
+        logits.reshape([rows, vocab]),
+        targets.reshape([rows]),
+        mask.reshape([rows]),
+    );
+    total / count
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::metrics::{EvalSplit, MetricsLine, RunEnding, RunSummary};
 use crate::optim::{masked_cross_entropy, optimizer};
 use crate::run_dir::RunDir;
 use crate::TrainError;
+use dpcot_model::dpcot_attention::fused;
 
 /// How to run, as opposed to what (which is [`RunConfig`]).
 #[derive(Debug, Clone)]
@@ -94,8 +95,11 @@ pub fn train(
         let examples = data.train.batch(step, train_config.batch_size)?;
         let refs: Vec<&Example> = examples.iter().collect();
         let batch = Batch::new(&refs, &device);
-        // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
-        device.seed(step_seed(train_config.seed, step));
+        // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones: the
+        // fused dropout's stream on burn-flex, burn's generator on the other backends.
+        let seed = step_seed(train_config.seed, step);
+        fused::seed_dropout(seed);
+        device.seed(seed);
         let logits = model.forward(batch.inputs.clone());
         let loss = masked_cross_entropy(logits, batch.targets.clone(), batch.mask.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -70,7 +70,7 @@ pub(crate) fn drop_probabilities<const D: usize>(
     dropout: Option<&Dropout>,
 ) -> Tensor<D> {
     match dropout {
-        Some(dropout) => dropout.forward(probabilities),
+        Some(dropout) => crate::fused::dropout(probabilities, dropout),
         None => probabilities,
     }
 }

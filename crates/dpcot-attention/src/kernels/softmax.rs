@@ -1,20 +1,21 @@
 //! Dense causal softmax attention and its KV cache.
 
 use burn::nn::Dropout;
-use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::buffer::KvBuffer;
-use super::common::{attend_all, drop_probabilities, mask_2d, scale, MASKED};
+use super::common::{attend_all, drop_probabilities, scale};
+use crate::fused;
 
 /// Causal scaled dot-product attention, `softmax(QKᵀ/√d + causal mask) V`.
 ///
 /// `O(L²·d)` work. On a device without autodiff this is burn's fused causal attention op (on
 /// flex a tiled kernel that never holds more than a tile of scores; about 3× faster than the
 /// composed form, docs/benchmarks.md); under autodiff, where burn would compose that op from
-/// the same primitives anyway, it materialises the `L×L` score matrix itself.
+/// primitives, it materialises the `L×L` score matrix and takes the causal softmax of it with
+/// [`fused::softmax`] (one pass forward and one backward, future keys never read).
 ///
 /// - q, k, v: `[batch, heads, seq, d_head]`
 /// - returns `[batch, heads, seq, d_head]`
@@ -38,10 +39,9 @@ pub(crate) fn softmax_attention_dropout(
         };
         return attention(q, k, v, None, None, options);
     }
-    let [_, _, l, d] = q.dims();
-    let future = mask_2d(l, l, &q.device(), |i, j| j > i);
-    let scores = q.mul_scalar(scale(d)).matmul(k.swap_dims(2, 3));
-    drop_probabilities(softmax(scores.mask_fill(future, MASKED), 3), dropout).matmul(v)
+    let d = q.dims()[3];
+    let scores = q.matmul(k.swap_dims(2, 3));
+    drop_probabilities(fused::softmax(scores, scale(d), true), dropout).matmul(v)
 }
 
 /// Key/value cache of softmax attention: every past key and value.

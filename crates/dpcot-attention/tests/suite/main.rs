@@ -12,6 +12,7 @@ mod decoding;
 mod dropout;
 mod equivalence;
 mod flops;
+mod fused;
 mod gradients;
 mod negative_controls;
 mod patterns;

@@ -1,0 +1,65 @@
+//! The fused operations composed from burn's primitives: what runs on backends without the
+//! fused kernels, and the reference the kernels are tested against.
+
+use burn::tensor::activation::{log_softmax, sigmoid};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+/// Score of masked-out positions: `exp` of it underflows to exactly 0 in `f32`.
+const MASKED: f32 = -1.0e9;
+
+/// [`super::softmax`] as `softmax(mask_fill(scale·x))`.
+pub fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor<D> {
+    let scores = x.mul_scalar(scale);
+    let scores = if causal {
+        let future = future_mask::<D>(scores.dims()[D - 1], &scores.device());
+        scores.mask_fill(future, MASKED)
+    } else {
+        scores
+    };
+    burn::tensor::activation::softmax(scores, D - 1)
+}
+
+/// `[1, .., 1, l, l]` mask, `true` above the diagonal.
+fn future_mask<const D: usize>(l: usize, device: &burn::tensor::Device) -> Tensor<D, Bool> {
+    let values: Vec<bool> = (0..l).flat_map(|i| (0..l).map(move |j| j > i)).collect();
+    let mut shape = [1; D];
+    shape[D - 2] = l;
+    shape[D - 1] = l;
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// [`super::gelu_tanh`] as five element-wise operations and a sigmoid.
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 =
+        2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+    let inner = x
+        .clone()
+        .mul(x.clone())
+        .mul_scalar(0.044715 * TWO_SQRT_2_OVER_PI)
+        .add_scalar(TWO_SQRT_2_OVER_PI)
+        .mul(x.clone());
+    x.mul(sigmoid(inner))
+}
+
+/// [`super::layer_norm`] as burn's `layer_norm`.
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Option<Tensor<1>>,
+    eps: f64,
+) -> Tensor<D> {
+    burn::tensor::module::layer_norm(x, gamma, beta, eps)
+}
+
+/// [`super::cross_entropy_sum`] as `log_softmax`, `gather` and a weighted sum.
+pub fn cross_entropy_sum(
+    logits: Tensor<2>,
+    targets: Tensor<1, Int>,
+    weights: Tensor<1>,
+) -> Tensor<1> {
+    let [rows, _] = logits.dims();
+    let picked = log_softmax(logits, 1)
+        .gather(1, targets.reshape([rows, 1]))
+        .reshape([rows]);
+    (picked * weights).sum().neg()
+}

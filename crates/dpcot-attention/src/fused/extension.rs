@@ -1,0 +1,492 @@
+//! The fused operations as a burn backend extension: our kernels on burn-flex, and an autodiff
+//! implementation over burn-flex whose backward passes are fused kernels too.
+//!
+//! burn routes a call of [`FusedOps`] on its `Dispatch` backend to the implementation of the
+//! tensor's backend: [`Flex`] for plain flex tensors, `Autodiff<Flex>` for tracked ones. The
+//! autodiff implementation runs the forward kernel, keeps what the backward kernel needs as the
+//! operation's state (no checkpointing: the state is small next to the activations it replaces),
+//! and registers one backward step per operation.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
+use burn::tensor::{Int, Shape, Tensor, TensorData};
+
+use super::cpu;
+use super::dropout::apply_mask;
+
+/// Backend operations with a fused kernel on burn-flex (see the [module](super) docs).
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: Backend {
+    /// [`super::softmax`].
+    fn fused_softmax(x: FloatTensor<Self>, scale: f32, causal: bool) -> FloatTensor<Self>;
+    /// [`super::gelu_tanh`].
+    fn fused_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// [`super::layer_norm`].
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self>;
+    /// [`super::cross_entropy_sum`].
+    fn fused_cross_entropy_sum(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// [`super::dropout`] with the mask of `key`.
+    fn fused_dropout(x: FloatTensor<Self>, prob: f64, key: u64) -> FloatTensor<Self>;
+}
+
+pub(super) fn dropout<const D: usize>(x: Tensor<D>, prob: f64, key: u64) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_dropout(
+        x.into_dispatch(),
+        prob,
+        key,
+    ))
+}
+
+pub(super) fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax(
+        x.into_dispatch(),
+        scale,
+        causal,
+    ))
+}
+
+pub(super) fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu_tanh(x.into_dispatch()))
+}
+
+pub(super) fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    eps: f32,
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        eps,
+    ))
+}
+
+pub(super) fn cross_entropy_sum(
+    logits: Tensor<2>,
+    targets: Tensor<1, Int>,
+    weights: Tensor<1>,
+) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_cross_entropy_sum(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+        weights.into_dispatch(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// burn-flex: the kernels on flex tensors.
+
+impl FusedOps for Flex {
+    fn fused_softmax(x: FlexTensor, scale: f32, causal: bool) -> FlexTensor {
+        softmax_forward(x, scale, causal)
+    }
+
+    fn fused_gelu_tanh(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(x);
+        map(&x, cpu::gelu_tanh_forward)
+    }
+
+    fn fused_layer_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        eps: f32,
+    ) -> FlexTensor {
+        layer_norm_forward(&contiguous(x), &contiguous(gamma), &contiguous(beta), eps).output
+    }
+
+    fn fused_cross_entropy_sum(
+        logits: FlexTensor,
+        targets: FlexTensor,
+        weights: FlexTensor,
+    ) -> FlexTensor {
+        cross_entropy_forward(&contiguous(logits), &targets, &contiguous(weights)).loss
+    }
+
+    fn fused_dropout(x: FlexTensor, prob: f64, key: u64) -> FlexTensor {
+        map(&contiguous(x), |x, y| apply_mask(x, y, key, prob))
+    }
+}
+
+/// `t` itself if its values are one contiguous `f32` run, else a contiguous copy.
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The values of a tensor made [`contiguous`].
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("fused kernels take contiguous f32 tensors")
+}
+
+fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// A new tensor of `x`'s shape, written by `kernel(x, out)`.
+fn map(x: &FlexTensor, kernel: impl FnOnce(&[f32], &mut [f32])) -> FlexTensor {
+    let shape = x.shape();
+    let mut out = vec![0.0; shape.num_elements()];
+    kernel(values(x), &mut out);
+    tensor(out, shape)
+}
+
+/// The length of the last dimension.
+fn last_dim(x: &FlexTensor) -> usize {
+    x.shape().as_slice().last().copied().unwrap_or(1)
+}
+
+fn softmax_forward(x: FlexTensor, scale: f32, causal: bool) -> FlexTensor {
+    let x = contiguous(x);
+    let cols = last_dim(&x);
+    map(&x, |x, y| cpu::softmax_forward(x, y, cols, scale, causal))
+}
+
+struct LayerNormForward {
+    output: FlexTensor,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+fn layer_norm_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    eps: f32,
+) -> LayerNormForward {
+    let cols = last_dim(x);
+    let rows = x.shape().num_elements() / cols.max(1);
+    let (mut mean, mut rstd) = (vec![0.0; rows], vec![0.0; rows]);
+    let output = map(x, |x, y| {
+        cpu::layer_norm_forward(
+            x,
+            values(gamma),
+            values(beta),
+            cols,
+            eps,
+            y,
+            &mut mean,
+            &mut rstd,
+        )
+    });
+    LayerNormForward { output, mean, rstd }
+}
+
+struct CrossEntropyForward {
+    loss: FlexTensor,
+    probabilities: FlexTensor,
+    targets: Vec<u32>,
+}
+
+fn cross_entropy_forward(
+    logits: &FlexTensor,
+    targets: &FlexTensor,
+    weights: &FlexTensor,
+) -> CrossEntropyForward {
+    let cols = last_dim(logits);
+    let targets: Vec<u32> = targets
+        .clone()
+        .into_data()
+        .iter::<i64>()
+        .map(|t| t as u32)
+        .collect();
+    let mut sum = 0.0;
+    let probabilities = map(logits, |z, p| {
+        sum = cpu::cross_entropy_forward(z, &targets, values(weights), cols, p);
+    });
+    CrossEntropyForward {
+        loss: tensor(vec![sum as f32], Shape::new([1])),
+        probabilities,
+        targets,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autodiff over burn-flex: the forward kernels plus a fused backward step each.
+
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn fused_softmax(x: FloatTensor<Self>, scale: f32, causal: bool) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SoftmaxBackward;
+
+        impl Backward<Flex, 1> for SoftmaxBackward {
+            /// The probabilities, the scale and whether the softmax was causal.
+            type State = (FlexTensor, f32, bool);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (y, scale, causal) = ops.state;
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    let grad = contiguous(grad);
+                    let cols = last_dim(&y);
+                    map(&y, |y, grad_x| {
+                        cpu::softmax_backward(y, values(&grad), grad_x, cols, scale, causal)
+                    })
+                });
+            }
+        }
+
+        let (input, guard) = x.into_parts();
+        match SoftmaxBackward
+            .prepare::<C>([guard])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = softmax_forward(input, scale, causal);
+                prep.finish((y.clone(), scale, causal), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(softmax_forward(input, scale, causal)),
+        }
+    }
+
+    fn fused_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct GeluBackward;
+
+        impl Backward<Flex, 1> for GeluBackward {
+            /// The input.
+            type State = FlexTensor;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let x = ops.state;
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    let grad = contiguous(grad);
+                    map(&x, |x, grad_x| {
+                        cpu::gelu_tanh_backward(x, values(&grad), grad_x)
+                    })
+                });
+            }
+        }
+
+        let (input, guard) = x.into_parts();
+        let input = contiguous(input);
+        let y = map(&input, cpu::gelu_tanh_forward);
+        match GeluBackward
+            .prepare::<C>([guard])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(input, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LayerNormBackward;
+
+        /// What the backward pass of LayerNorm reads.
+        #[derive(Debug, Clone)]
+        struct Saved {
+            x: FlexTensor,
+            gamma: FlexTensor,
+            mean: Vec<f32>,
+            rstd: Vec<f32>,
+        }
+
+        impl Backward<Flex, 3> for LayerNormBackward {
+            type State = Saved;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let Saved {
+                    x,
+                    gamma,
+                    mean,
+                    rstd,
+                } = ops.state;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let cols = last_dim(&x);
+                let (mut grad_gamma, mut grad_beta) = (vec![0.0; cols], vec![0.0; cols]);
+                let grad_x = map(&x, |x, grad_x| {
+                    cpu::layer_norm_backward(
+                        x,
+                        values(&gamma),
+                        &mean,
+                        &rstd,
+                        values(&grad),
+                        cols,
+                        grad_x,
+                        &mut grad_gamma,
+                        &mut grad_beta,
+                    )
+                });
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let shape = Shape::new([cols]);
+                if let Some(node) = node_x {
+                    grads.register::<Flex>(node.id, grad_x);
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<Flex>(node.id, tensor(grad_gamma, shape.clone()));
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<Flex>(node.id, tensor(grad_beta, shape));
+                }
+            }
+        }
+
+        let (x, guard_x) = x.into_parts();
+        let (gamma, guard_gamma) = gamma.into_parts();
+        let (beta, guard_beta) = beta.into_parts();
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let LayerNormForward { output, mean, rstd } = layer_norm_forward(&x, &gamma, &beta, eps);
+        match LayerNormBackward
+            .prepare::<C>([guard_x, guard_gamma, guard_beta])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                Saved {
+                    x,
+                    gamma,
+                    mean,
+                    rstd,
+                },
+                output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn fused_cross_entropy_sum(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct CrossEntropyBackward;
+
+        /// What the backward pass of the cross-entropy reads.
+        #[derive(Debug, Clone)]
+        struct Saved {
+            probabilities: FlexTensor,
+            targets: Vec<u32>,
+            weights: FlexTensor,
+        }
+
+        impl Backward<Flex, 1> for CrossEntropyBackward {
+            type State = Saved;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let Saved {
+                    probabilities,
+                    targets,
+                    weights,
+                } = ops.state;
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    let scale = values(&contiguous(grad))[0];
+                    let cols = last_dim(&probabilities);
+                    map(&probabilities, |p, grad_logits| {
+                        cpu::cross_entropy_backward(
+                            p,
+                            &targets,
+                            values(&weights),
+                            cols,
+                            scale,
+                            grad_logits,
+                        )
+                    })
+                });
+            }
+        }
+
+        let (logits, guard) = logits.into_parts();
+        // The weights are constants: their graph, if any, is not followed.
+        let weights = contiguous(weights.into_primitive());
+        let forward = cross_entropy_forward(&contiguous(logits), &targets, &weights);
+        match CrossEntropyBackward
+            .prepare::<C>([guard])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                Saved {
+                    probabilities: forward.probabilities,
+                    targets: forward.targets,
+                    weights,
+                },
+                forward.loss,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(forward.loss),
+        }
+    }
+
+    fn fused_dropout(x: FloatTensor<Self>, prob: f64, key: u64) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct DropoutBackward;
+
+        impl Backward<Flex, 1> for DropoutBackward {
+            /// The mask's key and the drop probability: the mask is regenerated, not stored.
+            type State = (u64, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (key, prob) = ops.state;
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    map(&contiguous(grad), |g, grad_x| {
+                        apply_mask(g, grad_x, key, prob)
+                    })
+                });
+            }
+        }
+
+        let (input, guard) = x.into_parts();
+        let output = map(&contiguous(input), |x, y| apply_mask(x, y, key, prob));
+        match DropoutBackward
+            .prepare::<C>([guard])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((key, prob), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Fused operations of the training step: one pass forward, one pass backward.
+//!
+//! burn's autodiff composes softmax, LayerNorm and GELU from primitives, each of which stores its
+//! input and runs its own scalar, single-threaded loop on burn-flex (docs/performance.md). On
+//! burn-flex, with or without autodiff, these operations instead run our own kernels
+//! ([`cpu`]): vectorised (pulp's runtime dispatch, the crate burn-flex's matrix products already
+//! dispatch with), split over rayon's threads by rows, and each with a hand-written backward pass
+//! that reads only what the forward pass kept. They are a backend extension
+//! (`#[backend_extension]`, the `extension` module), so they plug into burn's dispatch and
+//! autodiff without forking burn.
+//!
+//! Every other backend (ndarray, wgpu, cuda), and tensors that are not `f32`, run the composed
+//! form ([`composed`]), which is also the reference the fused kernels are tested against.
+//!
+//! | operation | forward | kept for backward |
+//! |---|---|---|
+//! | [`softmax`] | `softmax(scale·x)` over the last dim, optionally causal | the probabilities |
+//! | [`gelu_tanh`] | `x·σ(2√(2/π)(x + 0.044715x³))` | the input |
+//! | [`layer_norm`] | `(x − μ)/√(σ² + ε)·γ + β` over the last dim | input, γ, μ and 1/σ per row |
+//! | [`cross_entropy_sum`] | `Σᵣ wᵣ·(−log softmax(zᵣ)[tᵣ])` | the probabilities |
+//! | [`dropout`] | `x·mask/(1 − p)`, the mask hashed from a key | the key |
+
+pub mod composed;
+pub(crate) mod cpu;
+mod dropout;
+#[cfg(feature = "flex")]
+mod extension;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::nn::Dropout;
+use burn::tensor::{Device, Int, Tensor};
+
+pub use dropout::seed_dropout;
+
+/// Softmax over the last dimension of `scale · x`.
+///
+/// With `causal`, `x` is `[.., L, L]` (scores of L queries against L keys) and key `j > i` gets
+/// probability exactly 0 in row `i`, as a causal mask filled with a large negative score would
+/// give; the masked scores are never read.
+///
+/// - x: `[.., cols]`
+/// - returns the same shape
+pub fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor<D> {
+    if causal {
+        let dims = x.dims();
+        assert_eq!(
+            dims[D - 1],
+            dims[D - 2],
+            "causal softmax needs square [.., L, L] scores, got {dims:?}"
+        );
+    }
+    #[cfg(feature = "flex")]
+    if runs_fused(&x) {
+        return extension::softmax(x, scale, causal);
+    }
+    composed::softmax(x, scale, causal)
+}
+
+/// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as
+/// the equal `x · σ(2√(2/π)·(x + 0.044715·x³))`.
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if runs_fused(&x) {
+        return extension::gelu_tanh(x);
+    }
+    composed::gelu_tanh(x)
+}
+
+/// LayerNorm over the last dimension: `(x − mean)/√(var + eps) · gamma + beta`, with the biased
+/// variance, as PyTorch's and burn's.
+///
+/// - x: `[.., d]`; gamma, beta: `[d]`
+/// - returns the shape of `x`
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Option<Tensor<1>>,
+    eps: f64,
+) -> Tensor<D> {
+    let [d] = gamma.dims();
+    assert_eq!(
+        x.dims()[D - 1],
+        d,
+        "layer_norm: the last dimension of x must match gamma"
+    );
+    #[cfg(feature = "flex")]
+    if runs_fused(&x) {
+        let beta = beta.unwrap_or_else(|| Tensor::zeros([d], &x.device()));
+        return extension::layer_norm(x, gamma, beta, eps as f32);
+    }
+    composed::layer_norm(x, gamma, beta, eps)
+}
+
+/// The weighted negative log-likelihood of `targets` under `softmax(logits)`, summed over rows:
+/// `Σᵣ wᵣ·(−log softmax(logitsᵣ)[targetsᵣ])`. The gradient flows to `logits` only (the weights
+/// are a mask or constants).
+///
+/// - logits: `[rows, vocab]`; targets, weights: `[rows]`
+/// - returns `[1]`
+pub fn cross_entropy_sum(
+    logits: Tensor<2>,
+    targets: Tensor<1, Int>,
+    weights: Tensor<1>,
+) -> Tensor<1> {
+    let [rows, _] = logits.dims();
+    assert_eq!(
+        targets.dims(),
+        [rows],
+        "cross_entropy_sum: one target per row"
+    );
+    assert_eq!(
+        weights.dims(),
+        [rows],
+        "cross_entropy_sum: one weight per row"
+    );
+    #[cfg(feature = "flex")]
+    if runs_fused(&logits) {
+        return extension::cross_entropy_sum(logits, targets, weights);
+    }
+    composed::cross_entropy_sum(logits, targets, weights)
+}
+
+/// `dropout` applied to `x`: while training (an autodiff device, the module not frozen) each
+/// element is zeroed with probability `dropout.prob` and the rest scaled by `1/(1 − prob)`;
+/// otherwise `x` unchanged, as burn's [`Dropout::forward`].
+///
+/// Where the fused kernels run, the mask comes from this thread's dropout stream
+/// ([`seed_dropout`]), not from burn's process-global generator, and the backward pass
+/// regenerates it from its key. Elsewhere this is burn's dropout.
+pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if runs_fused(&x) {
+        let training = dropout.training.is_enabled() && x.device().is_autodiff();
+        if !training || dropout.prob == 0.0 {
+            return x;
+        }
+        return extension::dropout(x, dropout.prob, dropout::next_key());
+    }
+    dropout.forward(x)
+}
+
+/// Whether `x` is an `f32` tensor on a device where the fused kernels run.
+#[cfg(feature = "flex")]
+fn runs_fused<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == burn::tensor::DType::F32 && fused_on(&x.device())
+}
+
+/// Whether the fused kernels may run at all (see [`set_enabled`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused kernels off (or back on) for the whole process, so that the composed form runs
+/// everywhere: for measuring what the kernels gain (`dpcot bench --composed`) and for checking
+/// that a result does not depend on them. On by default.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether the fused kernels run for `f32` tensors on `device`: burn-flex, with or without
+/// autodiff, unless [turned off](set_enabled). Elsewhere the operations of this module run
+/// their composed form.
+pub fn fused_on(device: &Device) -> bool {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(feature = "flex")]
+    {
+        use burn::backend::DispatchDevice;
+        #[allow(unreachable_patterns)] // with flex the only compiled backend
+        match device.as_dispatch() {
+            DispatchDevice::Flex(_) => true,
+            DispatchDevice::Autodiff(inner) => {
+                matches!(inner.clone().inner(), DispatchDevice::Flex(_))
+            }
+            _ => false,
+        }
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
