@@ -63,3 +63,8 @@ pub fn cross_entropy_sum(
         .reshape([rows]);
     (picked * weights).sum().neg()
 }
+
+/// [`super::elu_plus_one`] as `max(x, 0) + exp(min(x, 0))`.
+pub fn elu_plus_one<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone().clamp_min(0.0).add(x.clamp_max(0.0).exp())
+}

@@ -1,5 +1,5 @@
-//! Fused CPU kernels over contiguous `f32` slices: softmax, tanh-GELU, LayerNorm and masked
-//! cross-entropy, each with its backward pass.
+//! Fused CPU kernels over contiguous `f32` slices: softmax, tanh-GELU, LayerNorm, masked
+//! cross-entropy and linear attention's feature map, each with its backward pass.
 //!
 //! Nothing here knows about burn: every kernel reads and writes plain row-major slices whose last
 //! dimension has length `cols`.
@@ -563,6 +563,41 @@ impl WithSimd for GeluBackward<'_> {
     }
 }
 
+/// A chunk of [`elu_plus_one_forward`].
+struct EluPlusOneForward<'a> {
+    x: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl WithSimd for EluPlusOneForward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        for (y, &x) in self.y.iter_mut().zip(self.x) {
+            *y = x.max(0.0) + exp_f32(x.min(0.0));
+        }
+    }
+}
+
+/// A chunk of [`elu_plus_one_backward`].
+struct EluPlusOneBackward<'a> {
+    y: &'a [f32],
+    grad_y: &'a [f32],
+    grad_x: &'a mut [f32],
+}
+
+impl WithSimd for EluPlusOneBackward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        for ((gx, &y), &gy) in self.grad_x.iter_mut().zip(self.y).zip(self.grad_y) {
+            *gx = gy * y.min(1.0);
+        }
+    }
+}
+
 /// A chunk of rows of [`layer_norm_forward`].
 struct LayerNormRows<'a> {
     x: &'a [f32],
@@ -837,6 +872,50 @@ pub fn gelu_tanh_backward(x: &[f32], grad_y: &[f32], grad_x: &mut [f32]) {
             &grad_y[start..][..grad_x.len()],
         );
         Arch::new().dispatch(GeluBackward { x, grad_y, grad_x });
+    });
+}
+
+/// Linear attention's feature map `elu(x) + 1`, elementwise, as `max(x, 0) + exp(min(x, 0))`
+/// (never `exp` of a large positive number).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn elu_plus_one_forward(x: &[f32], y: &mut [f32]) {
+    assert_eq!(
+        y.len(),
+        x.len(),
+        "elu_plus_one_forward: y and x differ in length"
+    );
+    map_chunks(y, CHUNK_ELEMS, |chunk, y| {
+        let x = &x[chunk * CHUNK_ELEMS..][..y.len()];
+        Arch::new().dispatch(EluPlusOneForward { x, y });
+    });
+}
+
+/// Gradient of [`elu_plus_one_forward`] from its output `y`: the derivative is `1` where
+/// `x > 0` (there `y = x + 1 > 1`) and `exp(x) = y` where `x ≤ 0` (there `y ≤ 1`), that is
+/// `min(y, 1)`, so `grad_x = grad_y · min(y, 1)`.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn elu_plus_one_backward(y: &[f32], grad_y: &[f32], grad_x: &mut [f32]) {
+    assert_eq!(
+        grad_y.len(),
+        y.len(),
+        "elu_plus_one_backward: grad_y and y differ in length"
+    );
+    assert_eq!(
+        grad_x.len(),
+        y.len(),
+        "elu_plus_one_backward: grad_x and y differ in length"
+    );
+    map_chunks(grad_x, CHUNK_ELEMS, |chunk, grad_x| {
+        let start = chunk * CHUNK_ELEMS;
+        let (y, grad_y) = (
+            &y[start..][..grad_x.len()],
+            &grad_y[start..][..grad_x.len()],
+        );
+        Arch::new().dispatch(EluPlusOneBackward { y, grad_y, grad_x });
     });
 }
 

@@ -41,6 +41,14 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
     /// [`super::dropout`] with the mask of `key`.
     fn fused_dropout(x: FloatTensor<Self>, prob: f64, key: u64) -> FloatTensor<Self>;
+    /// [`super::elu_plus_one`].
+    fn fused_elu_plus_one(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+pub(super) fn elu_plus_one<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_elu_plus_one(
+        x.into_dispatch(),
+    ))
 }
 
 pub(super) fn dropout<const D: usize>(x: Tensor<D>, prob: f64, key: u64) -> Tensor<D> {
@@ -121,6 +129,10 @@ impl FusedOps for Flex {
 
     fn fused_dropout(x: FlexTensor, prob: f64, key: u64) -> FlexTensor {
         map(&contiguous(x), |x, y| apply_mask(x, y, key, prob))
+    }
+
+    fn fused_elu_plus_one(x: FlexTensor) -> FlexTensor {
+        map(&contiguous(x), cpu::elu_plus_one_forward)
     }
 }
 
@@ -486,6 +498,42 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish((key, prob), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn fused_elu_plus_one(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct EluPlusOneBackward;
+
+        impl Backward<Flex, 1> for EluPlusOneBackward {
+            /// The output, from which the derivative follows.
+            type State = FlexTensor;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let y = ops.state;
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    let grad = contiguous(grad);
+                    map(&y, |y, grad_x| {
+                        cpu::elu_plus_one_backward(y, values(&grad), grad_x)
+                    })
+                });
+            }
+        }
+
+        let (input, guard) = x.into_parts();
+        let output = map(&contiguous(input), cpu::elu_plus_one_forward);
+        match EluPlusOneBackward
+            .prepare::<C>([guard])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(output.clone(), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }

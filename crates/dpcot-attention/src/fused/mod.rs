@@ -18,6 +18,7 @@
 //! | [`gelu_tanh`] | `x·σ(2√(2/π)(x + 0.044715x³))` | the input |
 //! | [`layer_norm`] | `(x − μ)/√(σ² + ε)·γ + β` over the last dim | input, γ, μ and 1/σ per row |
 //! | [`cross_entropy_sum`] | `Σᵣ wᵣ·(−log softmax(zᵣ)[tᵣ])` | the probabilities |
+//! | [`elu_plus_one`] | `max(x, 0) + exp(min(x, 0))` | the output |
 //! | [`dropout`] | `x·mask/(1 − p)`, the mask hashed from a key | the key |
 
 pub mod composed;
@@ -119,6 +120,16 @@ pub fn cross_entropy_sum(
         return extension::cross_entropy_sum(logits, targets, weights);
     }
     composed::cross_entropy_sum(logits, targets, weights)
+}
+
+/// Linear attention's feature map `φ(x) = elu(x) + 1`, computed as `max(x, 0) + exp(min(x, 0))`:
+/// the two forms are equal, but this one never evaluates `exp` of a large positive number.
+pub fn elu_plus_one<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if runs_fused(&x) {
+        return extension::elu_plus_one(x);
+    }
+    composed::elu_plus_one(x)
 }
 
 /// `dropout` applied to `x`: while training (an autodiff device, the module not frozen) each

@@ -4,13 +4,14 @@ use burn::tensor::{Device, Tensor};
 
 use super::common::{mask_3d, pad_seq, padded_len};
 use crate::config::LinearParams;
+use crate::fused;
 
 /// Feature map `φ(x) = elu(x) + 1`, written as `max(x, 0) + exp(min(x, 0))`.
 ///
 /// The two forms are equal, but this one never evaluates `exp` of a large positive number, so
-/// the backward pass cannot meet `0 · inf`.
+/// the backward pass cannot meet `0 · inf`. Fused on burn-flex ([`fused::elu_plus_one`]).
 pub fn feature_map<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clone().clamp_min(0.0).add(x.clamp_max(0.0).exp())
+    fused::elu_plus_one(x)
 }
 
 /// Causal linear attention, chunked.

@@ -288,3 +288,22 @@ fn dropout_backward_uses_the_forward_mask_and_seeds_repeat_masks() {
         to_vec(plain)
     );
 }
+
+#[test]
+fn the_feature_map_agrees_over_a_wide_range() {
+    let device = device();
+    // Off the kink at 0, where the composed form's clamps give a one-sided subgradient and the
+    // fused one the true derivative, 1.
+    let values: Vec<f32> = (-500..500).map(|i| i as f32 * 0.03 + 0.013).collect();
+    let n = values.len();
+    let x = Tensor::<1>::from_data(TensorData::new(values, [n]), &device);
+    assert_agree(
+        "elu + 1",
+        [x],
+        |[x]| fused::elu_plus_one(x),
+        |[x]| composed::elu_plus_one(x),
+    );
+    let extreme = Tensor::<1>::from_floats([-1.0e30, -100.0, 0.0, 100.0, 1.0e30], &device);
+    let y = to_vec(fused::elu_plus_one(extreme));
+    assert_eq!(y, vec![0.0, 0.0, 1.0, 101.0, 1.0e30]);
+}
