@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Time the operations a training step is made of instead, one by one.
     #[arg(long)]
     ops: bool,
+    /// Time only the training step (for instruction counts under callgrind).
+    #[arg(long, conflicts_with = "ops")]
+    train_only: bool,
     /// Run burn's composed softmax, LayerNorm, GELU and cross-entropy instead of dpcot's fused
     /// kernels, to measure what the kernels gain.
     #[arg(long)]
@@ -82,6 +85,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             for op in ops {
                 println!("{:<24} {:>9.3} ms", op.op, 1e3 * op.seconds);
             }
+        }
+        return Ok(());
+    }
+    if args.train_only {
+        let seconds = dpcot_train::bench::measure_train_step(&spec, &device)?;
+        if args.json {
+            let line = serde_json::json!({ "backend": backend, "spec": spec, "train_step_seconds": seconds });
+            println!("{line}");
+        } else {
+            println!("{backend} train step {seconds:.4} s");
         }
         return Ok(());
     }

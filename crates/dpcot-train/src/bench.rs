@@ -9,7 +9,6 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::nn::{DropoutConfig, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -101,30 +100,10 @@ pub struct BenchTimings {
 /// Runs the three measurements of `spec` on `device` (a device without autodiff; training
 /// wraps it).
 pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainError> {
-    spec.validate()?;
-    let config = &spec.model;
-    let (inputs, targets) = random_batch(spec, device);
-    let mask = Tensor::<2>::ones([spec.batch, spec.seq_len()], device);
-
-    let trained = device.clone().autodiff();
-    trained.seed(spec.seed);
-    let mut model = config.init(&trained)?;
-    let defaults = TrainConfig::new(1);
-    let mut optimizer = optimizer(&defaults)?;
-    let (inputs_ad, targets_ad, mask_ad) = (
-        inputs.clone().to_device(&trained),
-        targets.clone().to_device(&trained),
-        mask.to_device(&trained),
-    );
-    let train_step_seconds = median_seconds(spec, device, || {
-        let logits = model.forward(inputs_ad.clone());
-        let loss = masked_cross_entropy(logits, targets_ad.clone(), mask_ad.clone());
-        // Like most of the training loop's steps, this one does not read the loss back.
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(defaults.learning_rate, model.clone(), grads);
-    })?;
-
-    let model = model.valid();
+    let train_step_seconds = measure_train_step(spec, device)?;
+    let (inputs, _) = random_batch(spec, device);
+    device.seed(spec.seed);
+    let model = spec.model.init(device)?;
     let forward_seconds = median_seconds(spec, device, || {
         let _ = model.forward(inputs.clone());
     })?;
@@ -153,6 +132,31 @@ pub fn measure(spec: &BenchSpec, device: &Device) -> Result<BenchTimings, TrainE
         train_step_seconds,
         forward_seconds,
         decode_tokens_per_second,
+    })
+}
+
+/// Median seconds of one training step of `spec` on `device` (wrapped in autodiff): the
+/// `train step` of [`measure`], alone (`dpcot bench --train-only`, for instruction counts).
+pub fn measure_train_step(spec: &BenchSpec, device: &Device) -> Result<f64, TrainError> {
+    spec.validate()?;
+    let (inputs, targets) = random_batch(spec, device);
+    let mask = Tensor::<2>::ones([spec.batch, spec.seq_len()], device);
+    let trained = device.clone().autodiff();
+    trained.seed(spec.seed);
+    let mut model = spec.model.init(&trained)?;
+    let defaults = TrainConfig::new(1);
+    let mut optimizer = optimizer(&defaults)?;
+    let (inputs, targets, mask) = (
+        inputs.to_device(&trained),
+        targets.to_device(&trained),
+        mask.to_device(&trained),
+    );
+    median_seconds(spec, device, || {
+        let logits = model.forward(inputs.clone());
+        let loss = masked_cross_entropy(logits, targets.clone(), mask.clone());
+        // Like most of the training loop's steps, this one does not read the loss back.
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(defaults.learning_rate, model.clone(), grads);
     })
 }
 

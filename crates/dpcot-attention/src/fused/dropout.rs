@@ -54,11 +54,25 @@ fn fmix32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// The mask bits of element `index` under `key`: uniform on `u32`.
-#[inline(always)]
+/// The mask bits of element `index` under `key`: uniform on `u32`. (The kernel computes this per
+/// run with [`run_key`] and [`mixed`]; a test holds it to this definition.)
+#[cfg(test)]
 fn mask_bits(key: u64, index: u64) -> u32 {
-    let (low, high) = (key as u32, (key >> 32) as u32);
-    fmix32(fmix32((index as u32) ^ low).wrapping_add(high ^ (index >> 32) as u32))
+    let (low, high) = run_key(key, index);
+    mixed(low, high, index as u32)
+}
+
+/// The two 32-bit halves of `key` with the high half of `index` folded in: constant over any run
+/// of indices that does not cross a multiple of 2³² (the kernel's runs never do), so the inner
+/// loop works on 32-bit lanes only.
+#[inline(always)]
+fn run_key(key: u64, index: u64) -> (u32, u32) {
+    (key as u32, (key >> 32) as u32 ^ (index >> 32) as u32)
+}
+
+#[inline(always)]
+fn mixed(low: u32, high: u32, index: u32) -> u32 {
+    fmix32(fmix32(index ^ low).wrapping_add(high))
 }
 
 /// The threshold below which an element is dropped with probability `prob`.
@@ -68,6 +82,7 @@ fn threshold(prob: f64) -> u32 {
 
 /// Elements per rayon task: large enough to amortise the task, and fixed so that the work split
 /// never depends on the number of threads (the result would not anyway: masks are per index).
+/// A power of two, so that no run crosses a multiple of 2³² ([`run_key`]).
 const CHUNK: usize = 1 << 15;
 
 /// One run of [`apply_mask`] starting at element `start`, as a pulp kernel: `with_simd` is
@@ -86,9 +101,15 @@ impl WithSimd for MaskRun<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
-        for (offset, (x, y)) in self.input.iter().zip(self.output.iter_mut()).enumerate() {
-            let kept = mask_bits(self.key, (self.start + offset) as u64) >= self.threshold;
-            *y = if kept { x * self.scale } else { 0.0 };
+        let (low, high) = run_key(self.key, self.start as u64);
+        let first = self.start as u32;
+        let n = self.output.len().min(self.input.len());
+        let (input, output) = (&self.input[..n], &mut self.output[..n]);
+        for i in 0..n {
+            let bits = mixed(low, high, first.wrapping_add(i as u32));
+            // Multiplying by 0 or 1 (not a branch) keeps the loop a straight vector loop.
+            let kept = (bits >= self.threshold) as u32 as f32;
+            output[i] = input[i] * (kept * self.scale);
         }
     }
 }
@@ -194,6 +215,26 @@ mod tests {
         let agree_next = a.windows(2).filter(|w| w[0] == w[1]).count() as f64 / (n - 1) as f64;
         for share in [agree_keys, agree_next] {
             assert!((share - 0.5).abs() < 0.01, "{share}");
+        }
+    }
+
+    #[test]
+    fn the_kernel_follows_the_per_index_definition() {
+        // A run past 2³², where the high half of the index enters the key.
+        let input = vec![1.0f32; 1000];
+        let mut output = vec![0.0; 1000];
+        let (key, prob, start) = (0xDEAD_BEEF_0123_4567, 0.5, (1usize << 32) + 3 * CHUNK);
+        pulp::Arch::new().dispatch(MaskRun {
+            input: &input,
+            output: &mut output,
+            start,
+            key,
+            threshold: threshold(prob),
+            scale: 2.0,
+        });
+        for (i, y) in output.iter().enumerate() {
+            let kept = mask_bits(key, (start + i) as u64) >= threshold(prob);
+            assert_eq!(*y, if kept { 2.0 } else { 0.0 }, "element {i}");
         }
     }
 
