@@ -1,6 +1,7 @@
 //! The fused operations composed from burn's primitives: what runs on backends without the
 //! fused kernels, and the reference the kernels are tested against.
 
+use burn::nn::Dropout;
 use burn::tensor::activation::{log_softmax, sigmoid};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
@@ -17,6 +18,23 @@ pub fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor
         scores
     };
     burn::tensor::activation::softmax(scores, D - 1)
+}
+
+/// [`super::causal_attention`] as a batched `QKᵀ`, the causal [`softmax`], burn's dropout and a
+/// batched `PV`.
+pub fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
+    let probabilities = softmax(q.matmul(k.swap_dims(2, 3)), scale, true);
+    let probabilities = match dropout {
+        Some(dropout) => dropout.forward(probabilities),
+        None => probabilities,
+    };
+    probabilities.matmul(v)
 }
 
 /// `[1, .., 1, l, l]` mask, `true` above the diagonal.

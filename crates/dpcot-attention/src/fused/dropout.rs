@@ -54,9 +54,9 @@ fn fmix32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// The mask bits of element `index` under `key`: uniform on `u32`. (The kernel computes this per
-/// run with [`run_key`] and [`mixed`]; a test holds it to this definition.)
-#[cfg(test)]
+/// The mask bits of element `index` under `key`: uniform on `u32`. ([`apply_mask`] computes this
+/// per run with [`run_key`] and [`mixed`]; a test holds it to this definition.)
+#[inline(always)]
 fn mask_bits(key: u64, index: u64) -> u32 {
     let (low, high) = run_key(key, index);
     mixed(low, high, index as u32)
@@ -73,6 +73,41 @@ fn run_key(key: u64, index: u64) -> (u32, u32) {
 #[inline(always)]
 fn mixed(low: u32, high: u32, index: u32) -> u32 {
     fmix32(fmix32(index ^ low).wrapping_add(high))
+}
+
+/// The dropout mask of one key, element by element: for kernels that drop values as they
+/// compute them (the fused attention) rather than a whole tensor at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mask {
+    key: u64,
+    threshold: u32,
+    scale: f32,
+}
+
+impl Mask {
+    /// The mask [`apply_mask`] applies with `key` and `prob`.
+    pub(crate) fn new(key: u64, prob: f64) -> Self {
+        Self {
+            key,
+            threshold: threshold(prob),
+            scale: keep_scale(prob),
+        }
+    }
+
+    /// What element `index` is multiplied by: `1/(1 − prob)` if kept, 0 if dropped.
+    #[inline(always)]
+    pub(crate) fn factor(&self, index: u64) -> f32 {
+        ((mask_bits(self.key, index) >= self.threshold) as u32 as f32) * self.scale
+    }
+}
+
+/// The factor kept elements are scaled by.
+fn keep_scale(prob: f64) -> f32 {
+    if prob < 1.0 {
+        (1.0 / (1.0 - prob)) as f32
+    } else {
+        0.0
+    }
 }
 
 /// The threshold below which an element is dropped with probability `prob`.
@@ -123,11 +158,7 @@ pub(crate) fn apply_mask(input: &[f32], output: &mut [f32], key: u64, prob: f64)
         "dropout: input and output lengths"
     );
     let threshold = threshold(prob);
-    let scale = if prob < 1.0 {
-        (1.0 / (1.0 - prob)) as f32
-    } else {
-        0.0
-    };
+    let scale = keep_scale(prob);
     let run = |start: usize, input: &[f32], output: &mut [f32]| {
         pulp::Arch::new().dispatch(MaskRun {
             input,

@@ -16,8 +16,9 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Int, Shape, Tensor, TensorData};
 
+use super::attention;
 use super::cpu;
-use super::dropout::apply_mask;
+use super::dropout::{apply_mask, Mask};
 
 /// Backend operations with a fused kernel on burn-flex (see the [module](super) docs).
 #[backend_extension(Flex, Autodiff)]
@@ -43,6 +44,33 @@ pub trait FusedOps: Backend {
     fn fused_dropout(x: FloatTensor<Self>, prob: f64, key: u64) -> FloatTensor<Self>;
     /// [`super::elu_plus_one`].
     fn fused_elu_plus_one(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// [`super::causal_attention`], dropping probabilities with `prob` and the mask of `key`.
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f32,
+        prob: f64,
+        key: u64,
+    ) -> FloatTensor<Self>;
+}
+
+pub(super) fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    prob: f64,
+    key: u64,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_causal_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        scale,
+        prob,
+        key,
+    ))
 }
 
 pub(super) fn elu_plus_one<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -133,6 +161,67 @@ impl FusedOps for Flex {
 
     fn fused_elu_plus_one(x: FlexTensor) -> FlexTensor {
         map(&contiguous(x), cpu::elu_plus_one_forward)
+    }
+
+    fn fused_causal_attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        scale: f32,
+        prob: f64,
+        key: u64,
+    ) -> FlexTensor {
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        attention_forward(&q, &k, &v, scale, mask(prob, key)).output
+    }
+}
+
+/// The dropout mask of `key`, if anything is dropped.
+fn mask(prob: f64, key: u64) -> Option<Mask> {
+    (prob > 0.0).then(|| Mask::new(key, prob))
+}
+
+/// The per-head shape of `q: [batch, heads, len, d]` and `v: [.., dv]`.
+fn attention_shape(q: &FlexTensor, v: &FlexTensor) -> attention::Shape {
+    let [b, h, len, d] = q.shape().dims::<4>();
+    attention::Shape {
+        heads: b * h,
+        len,
+        d,
+        dv: v.shape().dims::<4>()[3],
+    }
+}
+
+struct AttentionForward {
+    output: FlexTensor,
+    probabilities: FlexTensor,
+}
+
+fn attention_forward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    scale: f32,
+    mask: Option<Mask>,
+) -> AttentionForward {
+    let shape = attention_shape(q, v);
+    let attention::Shape { heads, len, dv, .. } = shape;
+    let mut probabilities = vec![0.0; heads * len * len];
+    let mut output = vec![0.0; heads * len * dv];
+    attention::forward(
+        values(q),
+        values(k),
+        values(v),
+        shape,
+        scale,
+        mask,
+        &mut probabilities,
+        &mut output,
+    );
+    let [b, h, ..] = q.shape().dims::<4>();
+    AttentionForward {
+        output: tensor(output, Shape::new([b, h, len, dv])),
+        probabilities: tensor(probabilities, Shape::new([b, h, len, len])),
     }
 }
 
@@ -535,6 +624,104 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => prep.finish(output.clone(), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f32,
+        prob: f64,
+        key: u64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AttentionBackward;
+
+        /// What the backward pass of attention reads.
+        #[derive(Debug, Clone)]
+        struct Saved {
+            q: FlexTensor,
+            k: FlexTensor,
+            v: FlexTensor,
+            probabilities: FlexTensor,
+            scale: f32,
+            mask: Option<Mask>,
+        }
+
+        impl Backward<Flex, 3> for AttentionBackward {
+            type State = Saved;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let Saved {
+                    q,
+                    k,
+                    v,
+                    probabilities,
+                    scale,
+                    mask,
+                } = ops.state;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let shape = attention_shape(&q, &v);
+                let (mut grad_q, mut grad_k, mut grad_v) = (
+                    vec![0.0; values(&q).len()],
+                    vec![0.0; values(&k).len()],
+                    vec![0.0; values(&v).len()],
+                );
+                attention::backward(
+                    values(&q),
+                    values(&k),
+                    values(&v),
+                    values(&probabilities),
+                    values(&grad),
+                    shape,
+                    scale,
+                    mask,
+                    &mut grad_q,
+                    &mut grad_k,
+                    &mut grad_v,
+                );
+                let [node_q, node_k, node_v] = ops.parents;
+                for (node, grad, like) in [
+                    (node_q, grad_q, &q),
+                    (node_k, grad_k, &k),
+                    (node_v, grad_v, &v),
+                ] {
+                    if let Some(node) = node {
+                        grads.register::<Flex>(node.id, tensor(grad, like.shape()));
+                    }
+                }
+            }
+        }
+
+        let (q, guard_q) = q.into_parts();
+        let (k, guard_k) = k.into_parts();
+        let (v, guard_v) = v.into_parts();
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        let mask = mask(prob, key);
+        let forward = attention_forward(&q, &k, &v, scale, mask);
+        match AttentionBackward
+            .prepare::<C>([guard_q, guard_k, guard_v])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                Saved {
+                    q,
+                    k,
+                    v,
+                    probabilities: forward.probabilities,
+                    scale,
+                    mask,
+                },
+                forward.output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(forward.output),
         }
     }
 }

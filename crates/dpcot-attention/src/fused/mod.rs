@@ -14,6 +14,7 @@
 //!
 //! | operation | forward | kept for backward |
 //! |---|---|---|
+//! | [`causal_attention`] | `softmax(s·QKᵀ + mask)V` per head, dropout inside | q, k, v, probabilities |
 //! | [`softmax`] | `softmax(scale·x)` over the last dim, optionally causal | the probabilities |
 //! | [`gelu_tanh`] | `x·σ(2√(2/π)(x + 0.044715x³))` | the input |
 //! | [`layer_norm`] | `(x − μ)/√(σ² + ε)·γ + β` over the last dim | input, γ, μ and 1/σ per row |
@@ -21,6 +22,7 @@
 //! | [`elu_plus_one`] | `max(x, 0) + exp(min(x, 0))` | the output |
 //! | [`dropout`] | `x·mask/(1 − p)`, the mask hashed from a key | the key |
 
+mod attention;
 pub mod composed;
 pub(crate) mod cpu;
 mod dropout;
@@ -56,6 +58,36 @@ pub fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor
         return extension::softmax(x, scale, causal);
     }
     composed::softmax(x, scale, causal)
+}
+
+/// Causal softmax attention, `softmax(scale·QKᵀ + causal mask) V`, with `dropout` (if any) on
+/// the probabilities while training.
+///
+/// Where the fused kernels run, one task per (sequence, head) computes the scores, softmax,
+/// dropout and output row by row, and its backward pass likewise ([`attention`]); the dropout
+/// mask is the one [`dropout`] would draw for the `[batch, heads, L, L]` probabilities with the
+/// same key. Elsewhere it is the composed form ([`composed::causal_attention`]).
+///
+/// - q, k: `[batch, heads, L, d]`; v: `[batch, heads, L, dv]`
+/// - returns `[batch, heads, L, dv]`
+pub fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if runs_fused(&q) {
+        let training = q.device().is_autodiff();
+        let prob = match dropout {
+            Some(dropout) if training && dropout.training.is_enabled() => dropout.prob,
+            _ => 0.0,
+        };
+        let key = if prob > 0.0 { dropout::next_key() } else { 0 };
+        return extension::causal_attention(q, k, v, scale, prob, key);
+    }
+    composed::causal_attention(q, k, v, scale, dropout)
 }
 
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as

@@ -6,7 +6,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::buffer::KvBuffer;
-use super::common::{attend_all, drop_probabilities, scale};
+use super::common::{attend_all, scale};
 use crate::fused;
 
 /// Causal scaled dot-product attention, `softmax(QKᵀ/√d + causal mask) V`.
@@ -14,8 +14,8 @@ use crate::fused;
 /// `O(L²·d)` work. On a device without autodiff this is burn's fused causal attention op (on
 /// flex a tiled kernel that never holds more than a tile of scores; about 3× faster than the
 /// composed form, docs/benchmarks.md); under autodiff, where burn would compose that op from
-/// primitives, it materialises the `L×L` score matrix and takes the causal softmax of it with
-/// [`fused::softmax`] (one pass forward and one backward, future keys never read).
+/// primitives, it is [`fused::causal_attention`]: on burn-flex one fused kernel per head,
+/// forward and backward, that never reads a future key.
 ///
 /// - q, k, v: `[batch, heads, seq, d_head]`
 /// - returns `[batch, heads, seq, d_head]`
@@ -40,8 +40,7 @@ pub(crate) fn softmax_attention_dropout(
         return attention(q, k, v, None, None, options);
     }
     let d = q.dims()[3];
-    let scores = q.matmul(k.swap_dims(2, 3));
-    drop_probabilities(fused::softmax(scores, scale(d), true), dropout).matmul(v)
+    fused::causal_attention(q, k, v, scale(d), dropout)
 }
 
 /// Key/value cache of softmax attention: every past key and value.

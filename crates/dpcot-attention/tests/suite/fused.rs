@@ -307,3 +307,83 @@ fn the_feature_map_agrees_over_a_wide_range() {
     let y = to_vec(fused::elu_plus_one(extreme));
     assert_eq!(y, vec![0.0, 0.0, 1.0, 101.0, 1.0e30]);
 }
+
+fn attention_case(batch: usize, heads: usize, l: usize, d: usize, seed: u64) {
+    let mut rng = DataRng::new(seed);
+    let (q, k, v) = qkv(&mut rng, batch, heads, l, d, &device());
+    let scale = 1.0 / (d as f32).sqrt();
+    assert_agree(
+        &format!("causal attention [{batch}, {heads}, {l}, {d}]"),
+        [q, k, v],
+        |[q, k, v]| fused::causal_attention(q, k, v, scale, None),
+        |[q, k, v]| composed::causal_attention(q, k, v, scale, None),
+    );
+}
+
+#[test]
+fn causal_attention_agrees_at_model_shapes() {
+    attention_case(2, 4, 21, 8, 13);
+    attention_case(3, 2, 48, 16, 14);
+    attention_case(1, 1, 1, 4, 15);
+}
+
+#[test]
+fn causal_attention_drops_what_dropout_of_the_probabilities_drops() {
+    // The fused kernel's mask is the one `dropout` draws for the [batch, heads, L, L]
+    // probabilities with the same key: seeded alike, the two forms agree, gradients included.
+    use dpcot_attention::burn::nn::DropoutConfig;
+    let dropout = DropoutConfig::new(0.25).init();
+    let mut rng = DataRng::new(16);
+    let (q, k, v) = qkv(&mut rng, 2, 3, 19, 8, &device());
+    let scale = 0.35;
+    let run = |fused_kernel: bool| {
+        let ad = device().autodiff();
+        let track = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad).require_grad();
+        let (q, k, v) = (track(&q), track(&k), track(&v));
+        fused::seed_dropout(99);
+        ad.seed(99);
+        let out = if fused_kernel {
+            fused::causal_attention(q.clone(), k.clone(), v.clone(), scale, Some(&dropout))
+        } else {
+            let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+            fused::dropout(fused::softmax(scores, scale, true), &dropout).matmul(v.clone())
+        };
+        let readout = DataRng::new(3).tensor(out.dims(), 1.0, &ad);
+        let grads = (out.clone() * readout).sum().backward();
+        let grad =
+            |t: &Tensor<4>| Tensor::<4>::from_data(t.grad(&grads).unwrap().into_data(), &device());
+        [
+            Tensor::<4>::from_data(out.into_data(), &device()),
+            grad(&q),
+            grad(&k),
+            grad(&v),
+        ]
+    };
+    let (fused_run, composed_run) = (run(true), run(false));
+    for (what, (f, c)) in ["output", "dq", "dk", "dv"]
+        .iter()
+        .zip(fused_run.into_iter().zip(composed_run))
+    {
+        assert_close(f, c, &format!("attention with dropout: {what}"));
+    }
+    // And dropout did act: the undropped attention differs.
+    let plain = fused::causal_attention(q.clone(), k.clone(), v.clone(), scale, None);
+    let ad = device().autodiff();
+    fused::seed_dropout(99);
+    ad.seed(99);
+    let lift = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad);
+    let dropped = fused::causal_attention(lift(&q), lift(&k), lift(&v), scale, Some(&dropout));
+    let dropped = Tensor::<4>::from_data(dropped.into_data(), &device());
+    assert!(max_abs_diff(plain, dropped) > 1e-2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn causal_attention_agrees_on_random_shapes(
+        batch in 1usize..3, heads in 1usize..4, l in 1usize..30, d in 1usize..20, seed: u64,
+    ) {
+        attention_case(batch, heads, l, d, seed);
+    }
+}
