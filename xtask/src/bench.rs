@@ -22,6 +22,14 @@ pub struct BenchArgs {
     /// 2 minutes.
     #[arg(long)]
     quick: bool,
+    /// The quick profile's shapes instead (d_model 16, 32, 64 × sequence 24, 48), where the
+    /// default reproduction spends its time.
+    #[arg(long, conflicts_with = "quick")]
+    small: bool,
+    /// Threads on both sides: PyTorch's `set_num_threads` and the size of dpcot's rayon pool
+    /// (`RAYON_NUM_THREADS`) [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
     /// dpcot backends to measure, e.g. `--backend flex --backend ndarray` (with
     /// `--features ndarray`) [default: flex].
     #[arg(long)]
@@ -114,9 +122,22 @@ struct Row {
 
 pub fn bench(args: BenchArgs) -> Result<()> {
     let root = workspace_root()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or(cores);
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
     let shapes: Vec<Shape> = if args.quick {
         vec![QUICK]
+    } else if args.small {
+        [24, 48]
+            .into_iter()
+            .flat_map(|seq_len| {
+                [16, 32, 64]
+                    .into_iter()
+                    .map(move |d_model| Shape { d_model, seq_len })
+            })
+            .collect()
     } else {
         [128, 512]
             .into_iter()
@@ -127,7 +148,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             })
             .collect()
     };
-    let iterations = if args.quick { 2 } else { 3 };
+    let iterations = if args.quick {
+        2
+    } else if args.small {
+        9
+    } else {
+        3
+    };
     let models = if args.model.is_empty() {
         vec!["standard".to_string(), "sparse".into(), "linear".into()]
     } else {
@@ -174,6 +201,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     shape.d_model, shape.seq_len
                 );
                 let mut command = dpcot_bench(&dpcot, &common, backend);
+                command.env("RAYON_NUM_THREADS", threads.to_string());
                 let dpcot = run_json::<Measured>(&mut command)?.timings;
                 rows.push(Row {
                     backend: backend.clone(),
@@ -205,6 +233,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     for backend in &backends {
         eprintln!("dpcot {backend} operations");
         let mut command = dpcot_bench(&dpcot, &ops_args, backend);
+        command.env("RAYON_NUM_THREADS", threads.to_string());
         ops_rows.push(OpsRow {
             backend: backend.clone(),
             d_model: shape.d_model,
@@ -271,7 +300,9 @@ fn markdown(rows: &[Row]) -> String {
     let _ = writeln!(
         out,
         "\nratio = dpcot time ÷ PyTorch time (decoding: per token); below 1 dpcot is faster. \
-         Batch {BATCH}, 3 layers, 4 heads, vocabulary 64; median of the timed repetitions."
+         Batch {BATCH}, 3 layers, 4 heads, vocabulary 64, {threads} thread(s) on each side; \
+         median of the timed repetitions.",
+        threads = rows.first().map_or(0, |r| r.threads),
     );
     out
 }

@@ -182,9 +182,7 @@ impl CausalSelfAttention {
     fn project(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, seq, _] = x.dims();
         let (h, dh) = (self.n_heads, self.d_head());
-        let qkv = self
-            .qkv
-            .forward(x)
+        let qkv = linear_rows(&self.qkv, x)
             .reshape([batch, seq, 3, h, dh])
             .permute([2, 0, 3, 1, 4]);
         let part = |i: usize| {
@@ -198,6 +196,21 @@ impl CausalSelfAttention {
     /// `[batch, heads, seq, d_head]` → `[batch, seq, d_model]`, through the output projection.
     fn merge(&self, heads: Tensor<4>, batch: usize, seq: usize) -> Tensor<3> {
         let merged = heads.swap_dims(1, 2).reshape([batch, seq, self.d_model]);
-        self.output.forward(merged)
+        linear_rows(&self.output, merged)
     }
+}
+
+/// `layer` applied to every position of `x` as one `[batch·seq, d_in] × [d_in, d_out]` product.
+///
+/// burn's `Linear` on a `[batch, seq, d_in]` input broadcasts its weight and, on burn-flex,
+/// multiplies sequence by sequence, forward and backward (the weight's gradient is then a sum
+/// of `batch` products); folding the batch into the rows makes each of these one product.
+///
+/// - x: `[batch, seq, d_in]`
+/// - returns `[batch, seq, d_out]`
+pub fn linear_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [batch, seq, d_in] = x.dims();
+    let out = layer.forward(x.reshape([batch * seq, d_in]));
+    let d_out = out.dims()[1];
+    out.reshape([batch, seq, d_out])
 }

@@ -64,4 +64,4 @@ pub use error::AttentionError;
 pub use kernels::{
     linear_attention, sliding_window_attention, softmax_attention, sparse_attention,
 };
-pub use layer::{CausalSelfAttention, CausalSelfAttentionConfig};
+pub use layer::{linear_rows, CausalSelfAttention, CausalSelfAttentionConfig};

@@ -8,7 +8,7 @@ use burn::nn::{
     LinearConfig,
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use dpcot_attention::{fused, AttentionCache, CausalSelfAttention};
+use dpcot_attention::{fused, linear_rows, AttentionCache, CausalSelfAttention};
 
 use crate::{ModelConfig, ModelError};
 
@@ -61,8 +61,8 @@ impl Block {
     }
 
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = gelu_tanh(self.mlp_in.forward(normalize(&self.mlp_norm, x)));
-        fused::dropout(self.mlp_out.forward(hidden), &self.dropout)
+        let hidden = gelu_tanh(linear_rows(&self.mlp_in, normalize(&self.mlp_norm, x)));
+        fused::dropout(linear_rows(&self.mlp_out, hidden), &self.dropout)
     }
 
     /// Parallel (training) forward.
@@ -173,7 +173,7 @@ impl Transformer {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        self.head.forward(normalize(&self.final_norm, x))
+        linear_rows(&self.head, normalize(&self.final_norm, x))
     }
 
     /// An empty decoding state for `batch` sequences.

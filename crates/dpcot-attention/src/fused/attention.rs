@@ -182,6 +182,7 @@ impl WithSimd for Backward<'_> {
 /// the diagonal, before dropout) and the output (`[heads, len, dv]`). `q`, `k` are
 /// `[heads, len, d]`, `v` is `[heads, len, dv]`; `mask`, if any, drops probabilities as
 /// [`super::dropout`] would drop the `[heads, len, len]` probability tensor with the same key.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     q: &[f32],
     k: &[f32],
