@@ -1,16 +1,18 @@
 //! Fused operations of the training step: one pass forward, one pass backward.
 //!
-//! burn's autodiff composes softmax, LayerNorm and GELU from primitives, each of which stores its
-//! input and runs its own scalar, single-threaded loop on burn-flex (docs/performance.md). On
-//! burn-flex, with or without autodiff, these operations instead run our own kernels
-//! ([`cpu`]): vectorised (pulp's runtime dispatch, the crate burn-flex's matrix products already
-//! dispatch with), split over rayon's threads by rows, and each with a hand-written backward pass
+//! Under autodiff, burn composes attention, softmax, LayerNorm, GELU, the cross-entropy and
+//! dropout from primitives, each of which stores its input and runs its own loop (on burn-flex
+//! most of them scalar and single-threaded, docs/performance.md). On burn-flex, with or without
+//! autodiff, these operations instead run our own kernels ([`cpu`], `attention`, `dropout`):
+//! vectorised by pulp's runtime dispatch (the crate burn-flex's matrix products already dispatch
+//! with), split over rayon's threads by rows or heads, and each with a hand-written backward pass
 //! that reads only what the forward pass kept. They are a backend extension
 //! (`#[backend_extension]`, the `extension` module), so they plug into burn's dispatch and
-//! autodiff without forking burn.
+//! autodiff without forking burn. Results do not depend on the number of threads.
 //!
 //! Every other backend (ndarray, wgpu, cuda), and tensors that are not `f32`, run the composed
-//! form ([`composed`]), which is also the reference the fused kernels are tested against.
+//! form ([`composed`]), which is also the reference the fused kernels are tested against;
+//! [`set_enabled`] switches the fused kernels off for comparison.
 //!
 //! | operation | forward | kept for backward |
 //! |---|---|---|
@@ -22,9 +24,13 @@
 //! | [`elu_plus_one`] | `max(x, 0) + exp(min(x, 0))` | the output |
 //! | [`dropout`] | `x·mask/(1 − p)`, the mask hashed from a key | the key |
 
+// Without burn-flex nothing calls the kernels.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 mod attention;
 pub mod composed;
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 pub(crate) mod cpu;
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 mod dropout;
 #[cfg(feature = "flex")]
 mod extension;
