@@ -4,7 +4,7 @@
 //! burn routes a call of [`FusedOps`] on its `Dispatch` backend to the implementation of the
 //! tensor's backend: [`Flex`] for plain flex tensors, `Autodiff<Flex>` for tracked ones. The
 //! autodiff implementation runs the forward kernel, keeps what the backward kernel needs as the
-//! operation's state (no checkpointing: the state is small next to the activations it replaces),
+//! operation's state (no recomputation: the state is at most what the composed form keeps),
 //! and registers one backward step per operation.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
