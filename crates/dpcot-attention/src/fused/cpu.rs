@@ -528,74 +528,87 @@ impl WithSimd for SoftmaxBackwardRows<'_> {
     }
 }
 
-/// A chunk of [`gelu_tanh_forward`].
-struct GeluForward<'a> {
+/// A chunk of an element-wise map `y = f(x)` ([`gelu_tanh_forward`], [`elu_plus_one_forward`]).
+/// `f` is a function item or a capture-free closure, so it is inlined into the dispatched loop.
+struct MapChunk<'a, F> {
     x: &'a [f32],
     y: &'a mut [f32],
+    f: F,
 }
 
-impl WithSimd for GeluForward<'_> {
+impl<F: Fn(f32) -> f32> WithSimd for MapChunk<'_, F> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         for (y, &x) in self.y.iter_mut().zip(self.x) {
-            *y = gelu_tanh(x);
+            *y = (self.f)(x);
         }
     }
 }
 
-/// A chunk of [`gelu_tanh_backward`].
-struct GeluBackward<'a> {
-    x: &'a [f32],
+/// A chunk of an element-wise gradient `grad_x = grad_y · f(saved)`, where `saved` is what the
+/// forward pass kept ([`gelu_tanh_backward`], [`elu_plus_one_backward`]).
+struct ScaleChunk<'a, F> {
+    saved: &'a [f32],
     grad_y: &'a [f32],
     grad_x: &'a mut [f32],
+    f: F,
 }
 
-impl WithSimd for GeluBackward<'_> {
+impl<F: Fn(f32) -> f32> WithSimd for ScaleChunk<'_, F> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
-        for ((gx, &x), &gy) in self.grad_x.iter_mut().zip(self.x).zip(self.grad_y) {
-            *gx = gy * gelu_tanh_grad(x);
+        for ((gx, &s), &gy) in self.grad_x.iter_mut().zip(self.saved).zip(self.grad_y) {
+            *gx = gy * (self.f)(s);
         }
     }
 }
 
-/// A chunk of [`elu_plus_one_forward`].
-struct EluPlusOneForward<'a> {
-    x: &'a [f32],
-    y: &'a mut [f32],
+/// `y = f(x)` element-wise, vectorised and split over threads like every kernel here.
+fn map_elementwise(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Copy + Sync, what: &str) {
+    assert_eq!(
+        y.len(),
+        x.len(),
+        "{what}: output and input differ in length"
+    );
+    map_chunks(y, CHUNK_ELEMS, |chunk, y| {
+        let x = &x[chunk * CHUNK_ELEMS..][..y.len()];
+        Arch::new().dispatch(MapChunk { x, y, f });
+    });
 }
 
-impl WithSimd for EluPlusOneForward<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) {
-        for (y, &x) in self.y.iter_mut().zip(self.x) {
-            *y = x.max(0.0) + exp_f32(x.min(0.0));
-        }
-    }
-}
-
-/// A chunk of [`elu_plus_one_backward`].
-struct EluPlusOneBackward<'a> {
-    y: &'a [f32],
-    grad_y: &'a [f32],
-    grad_x: &'a mut [f32],
-}
-
-impl WithSimd for EluPlusOneBackward<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) {
-        for ((gx, &y), &gy) in self.grad_x.iter_mut().zip(self.y).zip(self.grad_y) {
-            *gx = gy * y.min(1.0);
-        }
-    }
+/// `grad_x = grad_y · f(saved)` element-wise.
+fn scale_elementwise(
+    saved: &[f32],
+    grad_y: &[f32],
+    grad_x: &mut [f32],
+    f: impl Fn(f32) -> f32 + Copy + Sync,
+    what: &str,
+) {
+    assert_eq!(
+        grad_y.len(),
+        saved.len(),
+        "{what}: grad_y differs in length"
+    );
+    assert_eq!(
+        grad_x.len(),
+        saved.len(),
+        "{what}: grad_x differs in length"
+    );
+    map_chunks(grad_x, CHUNK_ELEMS, |chunk, grad_x| {
+        let start = chunk * CHUNK_ELEMS;
+        let saved = &saved[start..][..grad_x.len()];
+        let grad_y = &grad_y[start..][..grad_x.len()];
+        Arch::new().dispatch(ScaleChunk {
+            saved,
+            grad_y,
+            grad_x,
+            f,
+        });
+    });
 }
 
 /// A chunk of rows of [`layer_norm_forward`].
@@ -836,15 +849,7 @@ pub fn softmax_backward(
 /// # Panics
 /// If the lengths differ.
 pub fn gelu_tanh_forward(x: &[f32], y: &mut [f32]) {
-    assert_eq!(
-        y.len(),
-        x.len(),
-        "gelu_tanh_forward: y and x differ in length"
-    );
-    map_chunks(y, CHUNK_ELEMS, |chunk, y| {
-        let x = &x[chunk * CHUNK_ELEMS..][..y.len()];
-        Arch::new().dispatch(GeluForward { x, y });
-    });
+    map_elementwise(x, y, gelu_tanh, "gelu_tanh_forward");
 }
 
 /// Gradient of [`gelu_tanh_forward`]: `grad_x = grad_y · gelu_tanh'(x)`, elementwise.
@@ -855,24 +860,7 @@ pub fn gelu_tanh_forward(x: &[f32], y: &mut [f32]) {
 /// # Panics
 /// If the lengths differ.
 pub fn gelu_tanh_backward(x: &[f32], grad_y: &[f32], grad_x: &mut [f32]) {
-    assert_eq!(
-        grad_y.len(),
-        x.len(),
-        "gelu_tanh_backward: grad_y and x differ in length"
-    );
-    assert_eq!(
-        grad_x.len(),
-        x.len(),
-        "gelu_tanh_backward: grad_x and x differ in length"
-    );
-    map_chunks(grad_x, CHUNK_ELEMS, |chunk, grad_x| {
-        let start = chunk * CHUNK_ELEMS;
-        let (x, grad_y) = (
-            &x[start..][..grad_x.len()],
-            &grad_y[start..][..grad_x.len()],
-        );
-        Arch::new().dispatch(GeluBackward { x, grad_y, grad_x });
-    });
+    scale_elementwise(x, grad_y, grad_x, gelu_tanh_grad, "gelu_tanh_backward");
 }
 
 /// Linear attention's feature map `elu(x) + 1`, elementwise, as `max(x, 0) + exp(min(x, 0))`
@@ -881,15 +869,12 @@ pub fn gelu_tanh_backward(x: &[f32], grad_y: &[f32], grad_x: &mut [f32]) {
 /// # Panics
 /// If the lengths differ.
 pub fn elu_plus_one_forward(x: &[f32], y: &mut [f32]) {
-    assert_eq!(
-        y.len(),
-        x.len(),
-        "elu_plus_one_forward: y and x differ in length"
+    map_elementwise(
+        x,
+        y,
+        |x| x.max(0.0) + exp_f32(x.min(0.0)),
+        "elu_plus_one_forward",
     );
-    map_chunks(y, CHUNK_ELEMS, |chunk, y| {
-        let x = &x[chunk * CHUNK_ELEMS..][..y.len()];
-        Arch::new().dispatch(EluPlusOneForward { x, y });
-    });
 }
 
 /// Gradient of [`elu_plus_one_forward`] from its output `y`: the derivative is `1` where
@@ -899,24 +884,7 @@ pub fn elu_plus_one_forward(x: &[f32], y: &mut [f32]) {
 /// # Panics
 /// If the lengths differ.
 pub fn elu_plus_one_backward(y: &[f32], grad_y: &[f32], grad_x: &mut [f32]) {
-    assert_eq!(
-        grad_y.len(),
-        y.len(),
-        "elu_plus_one_backward: grad_y and y differ in length"
-    );
-    assert_eq!(
-        grad_x.len(),
-        y.len(),
-        "elu_plus_one_backward: grad_x and y differ in length"
-    );
-    map_chunks(grad_x, CHUNK_ELEMS, |chunk, grad_x| {
-        let start = chunk * CHUNK_ELEMS;
-        let (y, grad_y) = (
-            &y[start..][..grad_x.len()],
-            &grad_y[start..][..grad_x.len()],
-        );
-        Arch::new().dispatch(EluPlusOneBackward { y, grad_y, grad_x });
-    });
+    scale_elementwise(y, grad_y, grad_x, |y| y.min(1.0), "elu_plus_one_backward");
 }
 
 /// LayerNorm of each row, as PyTorch computes it: `y = (x − mean)·rstd·gamma + beta` with the

@@ -366,40 +366,12 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn fused_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct GeluBackward;
-
-        impl Backward<Flex, 1> for GeluBackward {
-            /// The input.
-            type State = FlexTensor;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let x = ops.state;
-                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                    let grad = contiguous(grad);
-                    map(&x, |x, grad_x| {
-                        cpu::gelu_tanh_backward(x, values(&grad), grad_x)
-                    })
-                });
-            }
-        }
-
-        let (input, guard) = x.into_parts();
-        let input = contiguous(input);
-        let y = map(&input, cpu::gelu_tanh_forward);
-        match GeluBackward
-            .prepare::<C>([guard])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(input, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        elementwise::<C>(
+            x,
+            cpu::gelu_tanh_forward,
+            cpu::gelu_tanh_backward,
+            Reads::Input,
+        )
     }
 
     fn fused_layer_norm(
@@ -592,39 +564,12 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn fused_elu_plus_one(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct EluPlusOneBackward;
-
-        impl Backward<Flex, 1> for EluPlusOneBackward {
-            /// The output, from which the derivative follows.
-            type State = FlexTensor;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let y = ops.state;
-                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                    let grad = contiguous(grad);
-                    map(&y, |y, grad_x| {
-                        cpu::elu_plus_one_backward(y, values(&grad), grad_x)
-                    })
-                });
-            }
-        }
-
-        let (input, guard) = x.into_parts();
-        let output = map(&contiguous(input), cpu::elu_plus_one_forward);
-        match EluPlusOneBackward
-            .prepare::<C>([guard])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(output.clone(), output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        }
+        elementwise::<C>(
+            x,
+            cpu::elu_plus_one_forward,
+            cpu::elu_plus_one_backward,
+            Reads::Output,
+        )
     }
 
     fn fused_causal_attention(
@@ -723,5 +668,56 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             ),
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
         }
+    }
+}
+
+/// Which tensor an element-wise operation's backward kernel reads.
+enum Reads {
+    Input,
+    Output,
+}
+
+/// An element-wise operation `y = forward(x)` under autodiff whose gradient is
+/// `backward(saved, grad_y, grad_x)`, with `saved` the input or the output.
+fn elementwise<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    forward: fn(&[f32], &mut [f32]),
+    backward: fn(&[f32], &[f32], &mut [f32]),
+    reads: Reads,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    /// The backward kernel; the state is the saved tensor.
+    #[derive(Debug)]
+    struct ElementwiseBackward(fn(&[f32], &[f32], &mut [f32]));
+
+    impl Backward<Flex, 1> for ElementwiseBackward {
+        type State = FlexTensor;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let saved = ops.state;
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                let grad = contiguous(grad);
+                map(&saved, |saved, grad_x| {
+                    (self.0)(saved, values(&grad), grad_x)
+                })
+            });
+        }
+    }
+
+    let (input, guard) = x.into_parts();
+    let input = contiguous(input);
+    let output = map(&input, forward);
+    match ElementwiseBackward(backward)
+        .prepare::<C>([guard])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = match reads {
+                Reads::Input => input,
+                Reads::Output => output.clone(),
+            };
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
