@@ -41,8 +41,9 @@ pub struct BenchArgs {
     /// Time only the training step (for instruction counts under callgrind).
     #[arg(long, conflicts_with = "ops")]
     train_only: bool,
-    /// Run burn's composed softmax, LayerNorm, GELU and cross-entropy instead of dpcot's fused
-    /// kernels, to measure what the kernels gain.
+    /// Run the composed form of dpcot's fused operations (attention, softmax, LayerNorm, GELU,
+    /// cross-entropy, dropout, linear attention's feature map) instead of its fused kernels, to
+    /// measure what the kernels gain.
     #[arg(long)]
     composed: bool,
     /// Print one JSON object instead of text.

@@ -173,8 +173,8 @@ pub struct OpTiming {
 /// (`[batch, seq, d_model]` activations, `4·d_model` MLP width, `[batch, heads, seq, seq]`
 /// scores): the table that says where a gap to another framework lies. "fwd+bwd" is the
 /// operation, the sum of its output, and the backward pass to the input. Softmax, LayerNorm,
-/// GELU and the cross-entropy are the model's own ([`fused`]: the fused kernels on burn-flex
-/// unless [turned off](fused::set_enabled)).
+/// GELU, the cross-entropy and dropout are the model's own ([`fused`]: the fused kernels on
+/// burn-flex unless [turned off](fused::set_enabled)).
 pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, TrainError> {
     spec.validate()?;
     let (b, l, d, h) = (
