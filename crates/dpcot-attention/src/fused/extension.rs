@@ -11,6 +11,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
@@ -423,17 +424,14 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                         &mut grad_beta,
                     )
                 });
-                let [node_x, node_gamma, node_beta] = ops.parents;
                 let shape = Shape::new([cols]);
-                if let Some(node) = node_x {
-                    grads.register::<Flex>(node.id, grad_x);
-                }
-                if let Some(node) = node_gamma {
-                    grads.register::<Flex>(node.id, tensor(grad_gamma, shape.clone()));
-                }
-                if let Some(node) = node_beta {
-                    grads.register::<Flex>(node.id, tensor(grad_beta, shape));
-                }
+                let grad_gamma = tensor(grad_gamma, shape.clone());
+                let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
+                register(
+                    grads,
+                    parents,
+                    [grad_x, grad_gamma, tensor(grad_beta, shape)],
+                );
             }
         }
 
@@ -631,16 +629,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                     &mut grad_k,
                     &mut grad_v,
                 );
-                let [node_q, node_k, node_v] = ops.parents;
-                for (node, grad, like) in [
-                    (node_q, grad_q, &q),
-                    (node_k, grad_k, &k),
-                    (node_v, grad_v, &v),
-                ] {
-                    if let Some(node) = node {
-                        grads.register::<Flex>(node.id, tensor(grad, like.shape()));
-                    }
-                }
+                let shaped = |grad, like: &FlexTensor| tensor(grad, like.shape());
+                let computed = [shaped(grad_q, &q), shaped(grad_k, &k), shaped(grad_v, &v)];
+                let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
+                register(grads, parents, computed);
             }
         }
 
@@ -667,6 +659,19 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 forward.output,
             ),
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+}
+
+/// Registers each gradient of `computed` for its parent, if that parent is tracked.
+fn register<const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; N],
+    computed: [FlexTensor; N],
+) {
+    for (parent, grad) in parents.into_iter().zip(computed) {
+        if let Some(parent) = parent {
+            grads.register::<Flex>(parent, grad);
         }
     }
 }
