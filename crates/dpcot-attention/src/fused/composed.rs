@@ -3,10 +3,9 @@
 
 use burn::nn::Dropout;
 use burn::tensor::activation::{log_softmax, sigmoid};
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor};
 
-/// Score of masked-out positions: `exp` of it underflows to exactly 0 in `f32`.
-const MASKED: f32 = -1.0e9;
+use crate::kernels::common::{drop_probabilities, mask_2d, MASKED};
 
 /// [`super::softmax`] as `softmax(mask_fill(scale·x))`.
 pub fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor<D> {
@@ -20,8 +19,8 @@ pub fn softmax<const D: usize>(x: Tensor<D>, scale: f32, causal: bool) -> Tensor
     burn::tensor::activation::softmax(scores, D - 1)
 }
 
-/// [`super::causal_attention`] as a batched `QKᵀ`, the causal [`softmax`], burn's dropout and a
-/// batched `PV`.
+/// [`super::causal_attention`] as a batched `QKᵀ`, the causal [`softmax`], dropout of the
+/// probabilities and a batched `PV`.
 pub fn causal_attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -30,20 +29,15 @@ pub fn causal_attention(
     dropout: Option<&Dropout>,
 ) -> Tensor<4> {
     let probabilities = softmax(q.matmul(k.swap_dims(2, 3)), scale, true);
-    let probabilities = match dropout {
-        Some(dropout) => dropout.forward(probabilities),
-        None => probabilities,
-    };
-    probabilities.matmul(v)
+    drop_probabilities(probabilities, dropout).matmul(v)
 }
 
 /// `[1, .., 1, l, l]` mask, `true` above the diagonal.
 fn future_mask<const D: usize>(l: usize, device: &burn::tensor::Device) -> Tensor<D, Bool> {
-    let values: Vec<bool> = (0..l).flat_map(|i| (0..l).map(move |j| j > i)).collect();
     let mut shape = [1; D];
     shape[D - 2] = l;
     shape[D - 1] = l;
-    Tensor::from_data(TensorData::new(values, shape), device)
+    mask_2d(l, l, device, |i, j| j > i).reshape(shape)
 }
 
 /// [`super::gelu_tanh`] as five element-wise operations and a sigmoid.

@@ -4,7 +4,7 @@
 //! (used one token at a time). [`AttentionKernel::forward`] dispatches the parallel forms.
 
 mod buffer;
-mod common;
+pub(crate) mod common;
 pub mod linear;
 pub mod sliding;
 pub mod softmax;
