@@ -601,7 +601,7 @@ fn failure_section(md: &mut String, analysis: &Analysis, experiment: Experiment,
             / wrong.max(1) as f64;
         writeln!(
             md,
-            "| `{}` | {} | {:.1}% | {} | {:.1}% | {:.2} | {:?} |",
+            "| `{}` | {} | {:.1}% | {} | {:.1}% | {:.2} | {} |",
             r.key.id(),
             r.summary
                 .validation
@@ -612,7 +612,7 @@ fn failure_section(md: &mut String, analysis: &Analysis, experiment: Experiment,
             ending_name(r, Table::Markdown),
             100.0 * e.chain_accuracy,
             mean / steps,
-            e.first_wrong_kind
+            e.first_wrong_kinds_text()
         )
         .unwrap();
         any = true;

@@ -333,8 +333,8 @@ fn ensure_run(
         return Err(AnalysisError::Record {
             path: record_path,
             reason: format!(
-                "holds another run with the same id (key {:?}); use a fresh results directory",
-                record.key
+                "holds another run with the same id ({}); use a fresh results directory",
+                record.key.id()
             ),
         });
     }

@@ -31,7 +31,7 @@ pub fn run(args: CheckArgs, quiet: bool) -> Result<()> {
             outcome => {
                 invalid += 1;
                 let why = match outcome {
-                    Ok(r) => format!("{:?}", r.first_wrong),
+                    Ok(r) => r.to_string(),
                     Err(e) => e.to_string(),
                 };
                 // Line 1 is the header.

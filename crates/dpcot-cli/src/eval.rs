@@ -44,7 +44,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// One evaluation as a person reads it; `heading` says what was evaluated.
 pub fn print_eval(heading: &str, m: &EvalMetrics) {
     println!(
-        "{heading}, {} test examples: headline ({:?}) {:.1}% | answer {:.1}% | chain {:.1}% | teacher-forced {:.1}% | well-formed {:.1}% | decode {:.0} tokens/s",
+        "{heading}, {} test examples: headline ({}) {:.1}% | answer {:.1}% | chain {:.1}% | teacher-forced {:.1}% | well-formed {:.1}% | decode {:.0} tokens/s",
         m.examples,
         m.headline_metric,
         100.0 * m.headline,
@@ -56,8 +56,9 @@ pub fn print_eval(heading: &str, m: &EvalMetrics) {
     );
     if !m.first_wrong_step.is_empty() {
         println!(
-            "first wrong step (free generation): {:?}; kinds {:?}",
-            m.first_wrong_step, m.first_wrong_kind
+            "first wrong step in free generation (step: chains): {}; how wrong: {}",
+            m.first_wrong_steps_text(),
+            m.first_wrong_kinds_text()
         );
     }
 }

@@ -10,7 +10,7 @@ use rand::{Rng, RngCore};
 
 use crate::check::{CheckReport, WrongKind, WrongStep};
 use crate::task::{DpTask, Example, TaskSpec};
-use crate::vocab::{TokenId, Vocab, EOS, EOS_WORD, PAD_WORD};
+use crate::vocab::{check_numbers, TokenId, Vocab, EOS, EOS_WORD, PAD_WORD};
 use crate::TaskError;
 
 const PLUS: TokenId = 3;
@@ -45,6 +45,7 @@ impl Arithmetic {
                 "must be at least 1",
             ));
         }
+        check_numbers("modulus", modulus, NUMBER_OFFSET as usize)?;
         if !is_prime(modulus) {
             return Err(TaskError::invalid(
                 "modulus",
@@ -421,6 +422,7 @@ fn inverse(a: u32, p: u32) -> u32 {
 }
 
 fn is_prime(n: u32) -> bool {
+    let n = u64::from(n);
     n >= 2
         && (2..)
             .take_while(|d| d * d <= n)
@@ -554,6 +556,27 @@ mod tests {
         assert!(Arithmetic::new(3, 12).is_err());
         assert!(Arithmetic::new(3, 1).is_err());
         assert!(Arithmetic::new(3, 13).is_ok());
+    }
+
+    #[test]
+    fn primality_holds_up_to_the_largest_u32() {
+        // d * d overflowed u32 for moduli near 2^32 before the test was done in u64.
+        assert!(is_prime(4_294_967_291));
+        assert!(!is_prime(u32::MAX));
+        assert!(is_prime(65_521) && !is_prime(65_535));
+    }
+
+    #[test]
+    fn a_modulus_too_large_for_a_vocabulary_is_an_error_not_an_allocation() {
+        for modulus in [4_294_967_291, 2_147_483_647, 65_537] {
+            let e = Arithmetic::new(2, modulus).unwrap_err().to_string();
+            assert!(
+                e.contains("`modulus`") && e.contains("past the supported"),
+                "{e}"
+            );
+        }
+        // The largest prime that fits: 10 fixed words + 65 521 numbers.
+        assert_eq!(Arithmetic::new(1, 65_521).unwrap().vocab.len(), 65_531);
     }
 
     #[test]

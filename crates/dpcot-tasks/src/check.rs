@@ -55,6 +55,49 @@ pub enum WrongKind {
     Overlong,
 }
 
+impl WrongKind {
+    /// The kind's name in metrics files (`wrong_value`, `malformed`, `ended_early`, `overlong`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WrongKind::WrongValue => "wrong_value",
+            WrongKind::Malformed => "malformed",
+            WrongKind::EndedEarly => "ended_early",
+            WrongKind::Overlong => "overlong",
+        }
+    }
+}
+
+impl std::fmt::Display for WrongKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WrongKind::WrongValue => "wrong value",
+            WrongKind::Malformed => "malformed",
+            WrongKind::EndedEarly => "the chain ends before it",
+            WrongKind::Overlong => "the chain goes on after its answer",
+        })
+    }
+}
+
+/// `step 3 of 11: wrong value`, counting steps from 1 as a reader does.
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.first_wrong {
+            None if self.answer_correct && self.well_formed => write!(f, "correct"),
+            None => write!(f, "every step right but the answer is not"),
+            Some(WrongStep { step, kind }) if step >= self.steps => {
+                write!(f, "after its {} steps: {kind}", self.steps)
+            }
+            Some(WrongStep { step, kind }) => {
+                write!(f, "step {} of {}: {kind}", step + 1, self.steps)?;
+                if kind == WrongKind::WrongValue && !self.well_formed {
+                    write!(f, " (and the chain does not parse further on)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The completion of a prompt whose chain is unique, with the step each token belongs to.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ExpectedChain {
@@ -263,5 +306,25 @@ mod tests {
             "the token before <eos> is still the answer"
         );
         assert!(!r.well_formed);
+    }
+
+    #[test]
+    fn reports_read_as_sentences_not_debug_output() {
+        let c = chain();
+        let text = |produced: &[TokenId]| c.check(produced, is_value).to_string();
+        assert_eq!(
+            text(&[10, 15, 4, 12, 4, 13, EOS]),
+            "step 2 of 4: wrong value"
+        );
+        assert_eq!(
+            text(&[10, 11, 11, 12, 4, 13, EOS]),
+            "step 2 of 4: malformed"
+        );
+        assert_eq!(text(&[10, 11, 4]), "step 3 of 4: the chain ends before it");
+        assert_eq!(
+            text(&[10, 11, 4, 12, 4, 13, 13, EOS]),
+            "step 4 of 4: the chain goes on after its answer"
+        );
+        assert_eq!(text(&c.tokens), "correct");
     }
 }

@@ -250,7 +250,7 @@ impl Dataset {
             examples.push(example);
         }
         if examples.len() != header.count {
-            return Err(TaskError::TruncatedDataset {
+            return Err(TaskError::ExampleCountMismatch {
                 path: path.to_path_buf(),
                 expected: header.count,
                 found: examples.len(),
@@ -415,12 +415,25 @@ mod tests {
         std::fs::write(&path, truncated).unwrap();
         assert!(matches!(
             Dataset::read(&path),
-            Err(TaskError::TruncatedDataset {
+            Err(TaskError::ExampleCountMismatch {
                 expected: 20,
                 found: 9,
                 ..
             })
         ));
+        let message = Dataset::read(&path).unwrap_err().to_string();
+        assert!(message.contains("truncated"), "{message}");
+
+        // A line added to a complete file is not called a truncation.
+        let last = text.lines().last().unwrap();
+        std::fs::write(&path, format!("{text}{last}\n")).unwrap();
+        let message = Dataset::read(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("announces 20 examples, the file holds 21")
+                && message.contains("lines were added")
+                && !message.contains("truncated"),
+            "{message}"
+        );
 
         let (header, body) = text.split_once('\n').unwrap();
         std::fs::write(

@@ -9,8 +9,8 @@
 use rand::{seq::index::sample, Rng, RngCore};
 
 use crate::check::{CheckReport, ExpectedChain};
-use crate::task::{DpTask, Example, TaskSpec};
-use crate::vocab::{TokenId, Vocab, EOS_WORD, PAD_WORD, SEP_WORD};
+use crate::task::{DpTask, Example, TaskSpec, MAX_SEQUENCE_LEN};
+use crate::vocab::{check_numbers, TokenId, Vocab, EOS_WORD, PAD_WORD, SEP_WORD};
 use crate::TaskError;
 
 const SEP: TokenId = 1;
@@ -55,6 +55,18 @@ impl EditDistance {
         if length == 0 {
             return Err(TaskError::invalid("length", length, "must be at least 1"));
         }
+        // The length cap first: the largest table value below costs a pass over every cell.
+        let longest = Self::longest_sequence(length, band);
+        if longest > MAX_SEQUENCE_LEN {
+            return Err(TaskError::invalid(
+                "length",
+                length,
+                format!(
+                    "sequences would reach {longest} tokens, past the supported {MAX_SEQUENCE_LEN}"
+                ),
+            ));
+        }
+        check_numbers("numbers", numbers, NUMBER_OFFSET as usize)?;
         let needed = Self::largest_value(length, band) + 1;
         if numbers < needed {
             return Err(TaskError::invalid(
@@ -84,7 +96,12 @@ impl EditDistance {
     }
 
     /// The reference's 60 numbers when they suffice, else just enough for the largest value.
+    /// (Lengths whose sequences pass [`MAX_SEQUENCE_LEN`] get the reference's 60: [`Self::new`]
+    /// refuses them without computing their tables.)
     pub fn default_numbers(length: usize, band: Option<usize>) -> u32 {
+        if Self::longest_sequence(length, band) > MAX_SEQUENCE_LEN {
+            return REFERENCE_NUMBERS;
+        }
         REFERENCE_NUMBERS.max(Self::largest_value(length, band) + 1)
     }
 
@@ -99,20 +116,44 @@ impl EditDistance {
         short >= lo && long <= hi && self.band.is_none_or(|w| long - short <= w)
     }
 
-    /// Largest value any cell can take: every letter differing is the worst case.
-    fn largest_value(length: usize, band: Option<usize>) -> u32 {
+    /// The string lengths (l1 ≤ l2) a task of `length` draws, within its band.
+    fn length_pairs(length: usize, band: Option<usize>) -> impl Iterator<Item = (usize, usize)> {
         let (lo, hi) = Self::length_range(length);
+        (lo..=length)
+            .flat_map(move |l1| (l1..=hi).map(move |l2| (l1, l2)))
+            .filter(move |&(l1, l2)| band.is_none_or(|w| l2 - l1 <= w))
+    }
+
+    /// Largest value any cell can take: every letter differing is the worst case. Rows are
+    /// visited one at a time, so a long banded task needs no full table.
+    fn largest_value(length: usize, band: Option<usize>) -> u32 {
         let mut largest = 0;
-        for l1 in lo..=length {
-            for l2 in l1..=hi {
-                if band.is_some_and(|w| l2 - l1 > w) {
-                    continue;
-                }
-                let table = table(&vec![0; l1], &vec![1; l2], band);
-                largest = largest.max(table.iter().flatten().flatten().copied().max().unwrap_or(0));
-            }
+        for (l1, l2) in Self::length_pairs(length, band) {
+            for_each_row(&vec![0; l1], &vec![1; l2], band, |row| {
+                largest = row.iter().flatten().fold(largest, |a, &b| a.max(b));
+            });
         }
         largest
+    }
+
+    /// The longest sequence of the task: `s1 | s2 <sep>`, one token per cell of the table
+    /// (within the band) and a comma per row, then `<sep> answer <eos>`. Exact up to
+    /// [`MAX_SEQUENCE_LEN`]; past it the count stops, so a huge length costs no more.
+    fn longest_sequence(length: usize, band: Option<usize>) -> usize {
+        let cap = MAX_SEQUENCE_LEN + 1;
+        let mut longest = 0;
+        for (l1, l2) in Self::length_pairs(length, band) {
+            // Every row adds at least its comma, so the count stops after `cap` rows at most.
+            let mut tokens = l1.saturating_add(l2).saturating_add(5);
+            for i in 1..=l1 {
+                if tokens >= cap {
+                    break;
+                }
+                tokens += band_columns(i, l2, band).len() + 1;
+            }
+            longest = longest.max(tokens);
+        }
+        longest
     }
 
     /// Draws a pair as the reference does: s1 uniform of length n; s2 an edited copy of s1
@@ -238,19 +279,32 @@ impl EditDistance {
 
 /// The weighted DP table, rows 1..=|s1|, columns 1..=|s2|; `None` outside the band.
 fn table(s1: &[u8], s2: &[u8], band: Option<usize>) -> Vec<Vec<Option<u32>>> {
+    let mut rows = Vec::with_capacity(s1.len());
+    for_each_row(s1, s2, band, |row| rows.push(row.to_vec()));
+    rows
+}
+
+/// Columns 1..=m of row i that lie within the band.
+fn band_columns(i: usize, m: usize, band: Option<usize>) -> std::ops::Range<usize> {
+    match band {
+        None => 1..m + 1,
+        Some(w) => i.saturating_sub(w).max(1)..i.saturating_add(w).min(m) + 1,
+    }
+}
+
+/// Computes the table of [`table`] row by row, handing each row (columns 1..=|s2|) to `visit`;
+/// only two rows are held, and only the band's cells are computed.
+fn for_each_row(s1: &[u8], s2: &[u8], band: Option<usize>, mut visit: impl FnMut(&[Option<u32>])) {
     let in_band = |i: usize, j: usize| band.is_none_or(|w| i.abs_diff(j) <= w);
     let m = s2.len();
     // Row i − 1 of the full table, columns 0..=m, with row/column 0 the unit-cost boundary.
     let mut previous: Vec<Option<u32>> =
         (0..=m).map(|j| in_band(0, j).then_some(j as u32)).collect();
-    let mut rows = Vec::with_capacity(s1.len());
+    let mut current = vec![None; m + 1];
     for i in 1..=s1.len() {
-        let mut current = vec![None; m + 1];
+        current.fill(None);
         current[0] = in_band(i, 0).then_some(i as u32);
-        for j in 1..=m {
-            if !in_band(i, j) {
-                continue;
-            }
+        for j in band_columns(i, m, band) {
             let substitute = if s1[i - 1] == s2[j - 1] {
                 0
             } else {
@@ -265,10 +319,9 @@ fn table(s1: &[u8], s2: &[u8], band: Option<usize>) -> Vec<Vec<Option<u32>>> {
             .flatten()
             .min();
         }
-        rows.push(current[1..].to_vec());
-        previous = current;
+        visit(&current[1..]);
+        std::mem::swap(&mut previous, &mut current);
     }
-    rows
 }
 
 impl DpTask for EditDistance {
@@ -296,21 +349,7 @@ impl DpTask for EditDistance {
     }
 
     fn max_len(&self) -> usize {
-        let (lo, hi) = Self::length_range(self.length);
-        let mut longest = 0;
-        for l1 in lo..=self.length {
-            for l2 in l1..=hi {
-                if !self.lengths_allowed(l1, l2) {
-                    continue;
-                }
-                let cells: usize = (1..=l1)
-                    .map(|i| (1..=l2).filter(|&j| self.in_band(i, j)).count() + 1)
-                    .sum();
-                // s1 | s2 <sep> cells-and-commas <sep> answer <eos>
-                longest = longest.max(l1 + 1 + l2 + 1 + cells + 3);
-            }
-        }
-        longest
+        Self::longest_sequence(self.length, self.band)
     }
 
     fn generate(&self, rng: &mut dyn RngCore) -> Example {
@@ -443,5 +482,113 @@ mod tests {
             let ex = t.generate(&mut rng);
             assert!(ex.tokens.len() <= t.max_len());
         }
+    }
+
+    /// The sequence length counted cell by cell, as the generator lays it out.
+    fn longest_by_counting(length: usize, band: Option<usize>) -> usize {
+        let (lo, hi) = EditDistance::length_range(length);
+        let in_band = |i: usize, j: usize| band.is_none_or(|w| i.abs_diff(j) <= w);
+        let mut longest = 0;
+        for l1 in lo..=length {
+            for l2 in (l1..=hi).filter(|l2| band.is_none_or(|w| l2 - l1 <= w)) {
+                let cells: usize = (1..=l1)
+                    .map(|i| (1..=l2).filter(|&j| in_band(i, j)).count() + 1)
+                    .sum();
+                longest = longest.max(l1 + 1 + l2 + 1 + cells + 3);
+            }
+        }
+        longest
+    }
+
+    #[test]
+    fn longest_sequence_counts_every_cell_of_the_band() {
+        for n in 1..=24 {
+            for band in [None, Some(0), Some(1), Some(2), Some(5), Some(40)] {
+                assert_eq!(
+                    EditDistance::longest_sequence(n, band),
+                    longest_by_counting(n, band),
+                    "n = {n}, band = {band:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_visited_one_by_one_make_the_table() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for band in [None, Some(1), Some(3)] {
+            let t = EditDistance::new(9, 60, band).unwrap();
+            for _ in 0..50 {
+                let pair = t.draw_pair(&mut rng);
+                let table = t.solve(&pair);
+                // Against the plain recurrence over the whole (unbanded) grid, masked afterwards.
+                let full = table_by_definition(&pair.s1, &pair.s2, band);
+                assert_eq!(table, full, "{pair:?}, band {band:?}");
+            }
+        }
+    }
+
+    fn table_by_definition(s1: &[u8], s2: &[u8], band: Option<usize>) -> Vec<Vec<Option<u32>>> {
+        let in_band = |i: usize, j: usize| band.is_none_or(|w| i.abs_diff(j) <= w);
+        let (n, m) = (s1.len(), s2.len());
+        let mut d = vec![vec![None; m + 1]; n + 1];
+        for i in 0..=n {
+            for j in 0..=m {
+                if !in_band(i, j) {
+                    continue;
+                }
+                d[i][j] = if i == 0 || j == 0 {
+                    Some((i + j) as u32)
+                } else {
+                    let sub = if s1[i - 1] == s2[j - 1] {
+                        0
+                    } else {
+                        SUBSTITUTE
+                    };
+                    [
+                        d[i - 1][j].map(|v: u32| v + INSERT_DELETE),
+                        d[i][j - 1].map(|v: u32| v + INSERT_DELETE),
+                        d[i - 1][j - 1].map(|v: u32| v + sub),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                };
+            }
+        }
+        d.into_iter().skip(1).map(|row| row[1..].to_vec()).collect()
+    }
+
+    #[test]
+    fn a_length_past_the_sequence_cap_is_refused_before_any_table_is_built() {
+        // Before, 100 000 built many 100 000² tables (11 GB after a minute) before the cap.
+        for (length, band) in [
+            (100_000, None),
+            (1_000_000, Some(1)),
+            (usize::MAX / 4, Some(0)),
+        ] {
+            let numbers = EditDistance::default_numbers(length, band);
+            let e = EditDistance::new(length, numbers, band)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("past the supported"), "{e}");
+        }
+        // A long banded task within the cap is built, with only two rows in memory at a time.
+        let (length, band) = (8_000, Some(1));
+        let numbers = EditDistance::default_numbers(length, band);
+        let t = EditDistance::new(length, numbers, band).unwrap();
+        assert!(t.max_len() <= MAX_SEQUENCE_LEN);
+        assert_eq!(numbers, EditDistance::largest_value(length, band) + 1);
+    }
+
+    #[test]
+    fn too_many_numbers_for_a_vocabulary_is_an_error() {
+        let e = EditDistance::new(3, u32::MAX, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`numbers`") && e.contains("past the supported"),
+            "{e}"
+        );
     }
 }

@@ -28,7 +28,7 @@ pub enum TaskError {
     UnknownToken {
         /// The task's name.
         task: String,
-        /// The word.
+        /// The word, shortened to its first [`TaskError::QUOTED_CHARS`] characters if longer.
         word: String,
         /// Its 0-based position among the example's words.
         position: usize,
@@ -92,11 +92,16 @@ pub enum TaskError {
         reason: String,
     },
 
-    /// A dataset file with fewer examples than its header announces.
+    /// A dataset file with another number of examples than its header announces.
     #[error(
-        "{path}: dataset is truncated: header announces {expected} examples, file holds {found}"
+        "{path}: the header announces {expected} examples, the file holds {found}: {}",
+        if found < expected {
+            "the file is truncated; generate it again"
+        } else {
+            "lines were added after it was written; generate it again rather than editing it"
+        }
     )]
-    TruncatedDataset {
+    ExampleCountMismatch {
         /// The dataset file.
         path: PathBuf,
         /// Examples announced by the header.
@@ -147,6 +152,18 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// How much of a word from the input an error quotes: a malformed file may hold a
+    /// megabyte on one line, and the message has to stay readable.
+    pub const QUOTED_CHARS: usize = 40;
+
+    /// `word` as an error quotes it: whole if short, else its start and its length.
+    pub(crate) fn quote(word: &str) -> String {
+        match word.char_indices().nth(Self::QUOTED_CHARS) {
+            None => word.to_string(),
+            Some((end, _)) => format!("{}… ({} bytes)", &word[..end], word.len()),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TaskError {
         let path = path.into();
         move |source| TaskError::Io { path, source }

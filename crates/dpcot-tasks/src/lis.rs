@@ -8,7 +8,7 @@ use rand::{seq::index::sample, Rng, RngCore};
 
 use crate::check::{CheckReport, ExpectedChain};
 use crate::task::{DpTask, Example, TaskSpec};
-use crate::vocab::{TokenId, Vocab, EOS_WORD, PAD_WORD, SEP_WORD};
+use crate::vocab::{check_numbers, TokenId, Vocab, EOS_WORD, PAD_WORD, SEP_WORD};
 use crate::TaskError;
 
 const SEP: TokenId = 1;
@@ -48,6 +48,7 @@ impl Lis {
                 ),
             ));
         }
+        check_numbers("range", range, NUMBER_OFFSET as usize)?;
         if window == Some(0) {
             return Err(TaskError::invalid("window", 0, "must be at least 1"));
         }
@@ -302,6 +303,17 @@ mod tests {
         assert!(Lis::new(10, 11, None).is_err());
         assert!(Lis::new(10, 250, Some(0)).is_err());
         assert!(Lis::new(10, 12, None).is_ok());
+    }
+
+    #[test]
+    fn a_range_too_large_for_a_vocabulary_is_an_error_not_an_allocation() {
+        let e = Lis::new(5, u32::MAX, None).unwrap_err().to_string();
+        assert!(
+            e.contains("`range`") && e.contains("past the supported"),
+            "{e}"
+        );
+        assert!(Lis::new(5, (crate::vocab::MAX_VOCAB_SIZE - 3) as u32, None).is_ok());
+        assert!(Lis::new(5, (crate::vocab::MAX_VOCAB_SIZE - 2) as u32, None).is_err());
     }
 
     #[test]

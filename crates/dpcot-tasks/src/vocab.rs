@@ -20,6 +20,29 @@ pub const EOS_WORD: &str = "<eos>";
 /// distance (id 1; arithmetic has `<cls>` there and separates with `=`).
 pub const SEP_WORD: &str = "<sep>";
 
+/// The largest vocabulary a task may have. The reference's vocabularies hold 30–260 words; a
+/// number range or modulus large enough to pass this would give an embedding table of many
+/// gigabytes, so it is refused with an error before anything is allocated.
+pub const MAX_VOCAB_SIZE: usize = 1 << 16;
+
+/// Checks that `count` numbers (the value of `field`) after `fixed` fixed words fit in
+/// [`MAX_VOCAB_SIZE`].
+pub(crate) fn check_numbers(
+    field: &'static str,
+    count: u32,
+    fixed: usize,
+) -> Result<(), TaskError> {
+    let size = fixed as u64 + u64::from(count);
+    if size > MAX_VOCAB_SIZE as u64 {
+        return Err(TaskError::invalid(
+            field,
+            count,
+            format!("the vocabulary would hold {size} words, past the supported {MAX_VOCAB_SIZE}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A fixed list of words, with ids assigned by position.
 ///
 /// The layout of each task's vocabulary is the reference benchmark's, so that its data files and
@@ -81,7 +104,7 @@ impl Vocab {
             .map(|(position, word)| {
                 self.id(word).ok_or_else(|| TaskError::UnknownToken {
                     task: task.to_string(),
-                    word: word.to_string(),
+                    word: TaskError::quote(word),
                     position,
                 })
             })
@@ -136,6 +159,26 @@ mod tests {
         assert!(
             matches!(err, TaskError::UnknownToken { ref word, position: 1, .. } if word == "8"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_long_unknown_word_is_quoted_short() {
+        let long = "x".repeat(10_000_000);
+        let message = vocab()
+            .encode("t", &format!("7 {long}"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.len() < 200, "{} bytes", message.len());
+        assert!(message.contains("(10000000 bytes)"), "{message}");
+        // Multi-byte characters are cut at a character boundary.
+        let message = vocab()
+            .encode("t", &"é".repeat(100))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&format!("{}… (200 bytes)", "é".repeat(40))),
+            "{message}"
         );
     }
 

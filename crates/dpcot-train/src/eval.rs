@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 use dpcot_model::generate::greedy_decode;
 use dpcot_model::Transformer;
 use dpcot_tasks::vocab::EOS;
-use dpcot_tasks::{DpTask, Example, Task, TaskSpec, WrongKind};
+use dpcot_tasks::{DpTask, Example, Task, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
@@ -28,6 +28,15 @@ pub enum Headline {
     /// LIS and ED: teacher-forced, an example is right only if every supervised token is the
     /// argmax.
     TeacherForced,
+}
+
+impl std::fmt::Display for Headline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Headline::AnswerAccuracy => "answer accuracy",
+            Headline::TeacherForced => "teacher-forced exact match",
+        })
+    }
 }
 
 impl Headline {
@@ -70,6 +79,26 @@ pub struct EvalMetrics {
     pub decode_seconds: f64,
     /// `decode_tokens / decode_seconds`.
     pub decode_tokens_per_second: f64,
+}
+
+impl EvalMetrics {
+    /// The free-generation histogram of first wrong steps as a person reads it: `2: 1, 3: 49`
+    /// (step, counted from 1: chains), empty steps left out.
+    pub fn first_wrong_steps_text(&self) -> String {
+        (self.first_wrong_step.iter().enumerate())
+            .filter(|(_, &count)| count > 0)
+            .map(|(step, count)| format!("{}: {count}", step + 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// How the first wrong steps are wrong, as a person reads it: `wrong value: 50`.
+    pub fn first_wrong_kinds_text(&self) -> String {
+        (self.first_wrong_kind.iter())
+            .map(|(kind, count)| format!("{}: {count}", kind.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Evaluates `model` (on a device without autodiff) on `examples`.
@@ -136,7 +165,7 @@ pub fn evaluate(
                 if let Some(wrong) = report.first_wrong {
                     bump(&mut first_wrong_step, wrong.step);
                     *first_wrong_kind
-                        .entry(kind_name(wrong.kind).to_string())
+                        .entry(wrong.kind.as_str().to_string())
                         .or_insert(0) += 1;
                 }
             }
@@ -188,13 +217,4 @@ fn bump(histogram: &mut Vec<usize>, at: usize) {
         histogram.resize(at + 1, 0);
     }
     histogram[at] += 1;
-}
-
-fn kind_name(kind: WrongKind) -> &'static str {
-    match kind {
-        WrongKind::WrongValue => "wrong_value",
-        WrongKind::Malformed => "malformed",
-        WrongKind::EndedEarly => "ended_early",
-        WrongKind::Overlong => "overlong",
-    }
 }
