@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dpcot_tasks::{dataset, DpTask, GenerateConfig};
+use dpcot_tasks::dataset::{self, Existing};
+use dpcot_tasks::{DpTask, GenerateConfig};
 use dpcot_train::TrainConfig;
 
 use crate::args::TaskArgs;
@@ -29,6 +30,9 @@ pub struct GenerateArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
+    /// Replace a dataset already in --out (runs trained on it would be evaluated on the new one).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
@@ -40,12 +44,15 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
         mix_smaller: args.mix_smaller,
     };
     let task = config.task.build()?;
+    // Refused before generating, which may take a while.
+    let existing = existing(args.force);
+    existing.check(dataset::dir_files(&args.out).iter().map(PathBuf::as_path))?;
     let started = Instant::now();
     let bar = dpcot_train::progress::counter((args.train + args.test) as u64, "generate", quiet);
     let (train, test) = dpcot_tasks::generate(&config, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let generated = started.elapsed();
-    dataset::write_dir(&args.out, &train, &test)
+    dataset::write_dir(&args.out, &train, &test, existing)
         .with_context(|| format!("writing the dataset to {}", args.out.display()))?;
     println!(
         "{}: {} train + {} test examples (max length {}, vocabulary {}) in {} -> {:.2}s generate, {:.2}s total",
@@ -59,4 +66,13 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
         started.elapsed().as_secs_f64(),
     );
     Ok(())
+}
+
+/// `--force` as what writing a dataset does to an earlier one.
+pub fn existing(force: bool) -> Existing {
+    if force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    }
 }

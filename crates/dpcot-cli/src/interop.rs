@@ -14,6 +14,8 @@ use dpcot_tasks::reference_format;
 use dpcot_tasks::{Dataset, DpTask, GenerateConfig, TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::{Backend, DataSource, TrainConfig};
 
+use crate::generate::existing;
+
 /// The formats of example files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum DataFormat {
@@ -140,6 +142,9 @@ pub struct ImportArgs {
     /// Output dataset directory (train.txt, test.txt), for `dpcot train --data`.
     #[arg(long)]
     out: PathBuf,
+    /// Replace a dataset already in --out.
+    #[arg(long)]
+    force: bool,
 }
 
 /// `dpcot import`: reference files → a dpcot dataset directory, every example verified.
@@ -149,10 +154,12 @@ pub fn import(args: ImportArgs) -> Result<()> {
     }
     let spec = args.task.spec("import")?;
     let task = spec.build()?;
+    let existing = existing(args.force);
+    existing.check(dataset::dir_files(&args.out).iter().map(PathBuf::as_path))?;
     let train = reference_format::import_split(&spec, Split::Train, &args.train, None)?;
     let test =
         reference_format::import_split(&spec, Split::Test, &args.test, args.answers.as_deref())?;
-    dataset::write_dir(&args.out, &train, &test)
+    dataset::write_dir(&args.out, &train, &test, existing)
         .with_context(|| format!("writing the dataset to {}", args.out.display()))?;
     println!(
         "{}: {} train + {} test examples, all verified by the checker{} -> {}",
@@ -180,6 +187,10 @@ pub struct ExportArgs {
     /// Output directory, in the reference's layout (chain/train_data.txt, ...).
     #[arg(long)]
     out: PathBuf,
+    /// Replace the reference files already in --out (all of them: none of an earlier export is
+    /// left beside the new one).
+    #[arg(long)]
+    force: bool,
 }
 
 /// `dpcot export`: a dpcot dataset directory → the reference's layout.
@@ -217,7 +228,12 @@ pub fn export(args: ExportArgs) -> Result<()> {
             );
         }
     }
-    let written = reference_format::export_dir(&args.out, train.as_ref(), test.as_ref())?;
+    let written = reference_format::export_dir(
+        &args.out,
+        train.as_ref(),
+        test.as_ref(),
+        existing(args.force),
+    )?;
     for path in &written {
         println!("{}", path.display());
     }

@@ -45,12 +45,25 @@ pub fn write_atomic_with(
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     // The temporary path deletes its file when dropped, i.e. on every early return below.
-    let (file, temporary) = tempfile::NamedTempFile::new_in(dir)?.into_parts();
+    let (file, temporary) = temporary_file().tempfile_in(dir)?.into_parts();
     let mut out = BufWriter::new(file);
     body(&mut out)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     temporary.persist(path).map_err(|e| e.error)
+}
+
+/// Temporary files are created as `File::create` creates files (0666 less the umask, so
+/// 0644 usually), not tempfile's private 0600: results on a shared cluster directory must be
+/// readable by the group like every other file there.
+fn temporary_file() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
 }
 
 #[cfg(test)]
@@ -148,5 +161,18 @@ mod tests {
             ["taken"],
             "the temporary file is removed"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_get_the_permissions_of_an_ordinary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let ordinary = dir.path().join("ordinary");
+        File::create(&ordinary).unwrap();
+        let atomic = dir.path().join("atomic");
+        write_atomic(&atomic, b"x").unwrap();
+        assert_eq!(mode(&atomic), mode(&ordinary), "{:o}", mode(&atomic));
     }
 }

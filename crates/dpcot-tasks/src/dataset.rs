@@ -291,8 +291,41 @@ pub(crate) fn write_atomic(
     crate::atomic::write_atomic_with(path, body).map_err(TaskError::io(path))
 }
 
-/// Writes `train.txt` and `test.txt` into `dir`.
-pub fn write_dir(dir: &Path, train: &Dataset, test: &Dataset) -> Result<(), TaskError> {
+/// What writing a dataset does to files of an earlier one in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse with [`TaskError::OutputExists`], writing nothing.
+    Refuse,
+    /// Replace them.
+    Replace,
+}
+
+impl Existing {
+    /// Checks that none of `paths` exists, unless they may be replaced.
+    pub fn check<'a>(self, paths: impl IntoIterator<Item = &'a Path>) -> Result<(), TaskError> {
+        match (self, paths.into_iter().find(|p| p.exists())) {
+            (Existing::Refuse, Some(path)) => Err(TaskError::OutputExists {
+                path: path.to_path_buf(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The files of a dataset directory: `train.txt` and `test.txt`.
+pub fn dir_files(dir: &Path) -> [PathBuf; 2] {
+    [Split::Train.path_in(dir), Split::Test.path_in(dir)]
+}
+
+/// Writes `train.txt` and `test.txt` into `dir`; an earlier dataset there is refused or
+/// replaced as `existing` says (checked before anything is written).
+pub fn write_dir(
+    dir: &Path,
+    train: &Dataset,
+    test: &Dataset,
+    existing: Existing,
+) -> Result<(), TaskError> {
+    existing.check(dir_files(dir).iter().map(PathBuf::as_path))?;
     train.write(&Split::Train.path_in(dir))?;
     test.write(&Split::Test.path_in(dir))
 }
@@ -317,7 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for name in ["arithmetic", "lis", "ed"] {
             let (train, test) = generate(&config(name, 3, 200, 50), |_| {}).unwrap();
-            write_dir(dir.path(), &train, &test).unwrap();
+            write_dir(dir.path(), &train, &test, Existing::Refuse).unwrap();
             let back = Dataset::read_expecting(
                 &Split::Train.path_in(dir.path()),
                 &train.header.task,
@@ -335,7 +368,7 @@ mod tests {
         let cfg = config("ed", 4, 300, 30);
         let write = |sub: &str| {
             let (train, test) = generate(&cfg, |_| {}).unwrap();
-            write_dir(&dir.path().join(sub), &train, &test).unwrap();
+            write_dir(&dir.path().join(sub), &train, &test, Existing::Refuse).unwrap();
             std::fs::read(Split::Train.path_in(&dir.path().join(sub))).unwrap()
         };
         assert_eq!(write("a"), write("b"));
@@ -404,6 +437,27 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_dataset_is_refused_unless_replacing_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = generate(&config("lis", 4, 20, 5), |_| {}).unwrap();
+        write_dir(dir.path(), &train, &test, Existing::Refuse).unwrap();
+        let (train2, test2) = generate(&config("lis", 5, 20, 5), |_| {}).unwrap();
+        let e = write_dir(dir.path(), &train2, &test2, Existing::Refuse).unwrap_err();
+        assert!(matches!(e, TaskError::OutputExists { .. }), "{e}");
+        assert!(e.to_string().contains("train.txt already exists"), "{e}");
+        assert_eq!(
+            Dataset::read(&dir_files(dir.path())[0]).unwrap().examples,
+            train.examples
+        );
+
+        write_dir(dir.path(), &train2, &test2, Existing::Replace).unwrap();
+        assert_eq!(
+            Dataset::read(&dir_files(dir.path())[1]).unwrap().examples,
+            test2.examples
+        );
+    }
+
+    #[test]
     fn damaged_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let (train, _) = generate(&config("lis", 4, 20, 5), |_| {}).unwrap();
@@ -468,7 +522,7 @@ mod tests {
     fn a_dataset_of_another_task_or_split_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (train, test) = generate(&config("lis", 4, 20, 5), |_| {}).unwrap();
-        write_dir(dir.path(), &train, &test).unwrap();
+        write_dir(dir.path(), &train, &test, Existing::Refuse).unwrap();
         let other = TaskSpec::from_name("lis", 5, &TaskOptions::default()).unwrap();
         let path = Split::Train.path_in(dir.path());
         let err = Dataset::read_expecting(&path, &other, Split::Train).unwrap_err();

@@ -208,10 +208,6 @@ impl EditDistance {
         table(&pair.s1, &pair.s2, self.band)
     }
 
-    fn in_band(&self, i: usize, j: usize) -> bool {
-        self.band.is_none_or(|w| i.abs_diff(j) <= w)
-    }
-
     fn chain(&self, table: &[Vec<Option<u32>>]) -> ExpectedChain {
         let cells: usize = table.iter().map(|row| row.len() + 1).sum();
         let mut chain = ExpectedChain::with_capacity(cells + 3);

@@ -143,6 +143,13 @@ pub enum TaskError {
         found: usize,
     },
 
+    /// An output file that exists and was not allowed to be replaced.
+    #[error("{path} already exists; write elsewhere, or allow replacing it (`--force`): a run trained on the old data would otherwise be evaluated on the new without a word")]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+
     /// A data file without a single example.
     #[error("{path}: no examples")]
     EmptyDataset {

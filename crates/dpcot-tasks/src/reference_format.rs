@@ -28,7 +28,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::arithmetic::Arithmetic;
-use crate::dataset::{write_atomic, DatasetHeader, Split, FORMAT, VERSION};
+use crate::dataset::{write_atomic, DatasetHeader, Existing, Split, FORMAT, VERSION};
 use crate::task::{DpTask, Example, Task, TaskSpec};
 use crate::vocab::{TokenId, EOS};
 use crate::{CheckReport, Dataset, TaskError, WrongKind};
@@ -495,13 +495,25 @@ fn write_line(out: &mut impl Write, task: &Task, ids: &[TokenId]) -> std::io::Re
     out.write_all(b"\n")
 }
 
+/// The reference files a directory may hold: `chain/` train, test and answers.
+pub fn reference_files(dir: &Path) -> [PathBuf; 3] {
+    let chain = dir.join(CHAIN_DIR);
+    [TRAIN_FILE, TEST_FILE, ANSWERS_FILE].map(|name| chain.join(name))
+}
+
 /// Writes a dpcot dataset in the reference layout under `dir` (see the module docs); returns
-/// the files written. Either split may be left out.
+/// the files written. Either split may be left out. Reference files already in `dir` are
+/// refused or replaced as `existing` says; replaced means that those of the earlier export
+/// that this one does not write (an answers file of arithmetic, a split left out) are removed,
+/// so that the directory holds one dataset.
 pub fn export_dir(
     dir: &Path,
     train: Option<&Dataset>,
     test: Option<&Dataset>,
+    existing: Existing,
 ) -> Result<Vec<PathBuf>, TaskError> {
+    let earlier = reference_files(dir);
+    existing.check(earlier.iter().map(PathBuf::as_path))?;
     let mut written = Vec::new();
     for dataset in [train, test].into_iter().flatten() {
         let task = dataset.task()?;
@@ -540,6 +552,13 @@ pub fn export_dir(
                 written.push(path.clone());
             }
         }
+    }
+    // Only once the new files are in place: a failed export leaves the earlier one whole.
+    for stale in earlier
+        .iter()
+        .filter(|p| p.exists() && !written.contains(p))
+    {
+        std::fs::remove_file(stale).map_err(TaskError::io(stale))?;
     }
     Ok(written)
 }
@@ -775,11 +794,57 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_export_is_refused_or_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = generated("arithmetic", 3);
+        export_dir(dir.path(), Some(&train), Some(&test), Existing::Refuse).unwrap();
+        let [train_file, test_file, answers] = reference_files(dir.path());
+        let before = std::fs::read(&test_file).unwrap();
+
+        let (lis_train, lis_test) = generated("lis", 5);
+        let e = export_dir(
+            dir.path(),
+            Some(&lis_train),
+            Some(&lis_test),
+            Existing::Refuse,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, TaskError::OutputExists { ref path } if path == &train_file),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&test_file).unwrap(),
+            before,
+            "nothing written"
+        );
+
+        // Replaced: arithmetic's answers file goes with it, or an import would pair LIS
+        // prompts with arithmetic answers.
+        export_dir(
+            dir.path(),
+            Some(&lis_train),
+            Some(&lis_test),
+            Existing::Replace,
+        )
+        .unwrap();
+        assert!(!answers.exists());
+        let (spec, _) = task("lis", 5);
+        let (train_back, _) = import_dir(&spec, dir.path()).unwrap();
+        assert_eq!(train_back.examples, lis_train.examples);
+
+        // A split left out of the new export does not survive from the old one either.
+        export_dir(dir.path(), Some(&lis_train), None, Existing::Replace).unwrap();
+        assert!(train_file.exists() && !test_file.exists());
+    }
+
+    #[test]
     fn generate_export_import_gives_the_same_examples() {
         for (name, size) in [("lis", 6), ("ed", 4), ("arithmetic", 4)] {
             let dir = tempfile::tempdir().unwrap();
             let (train, test) = generated(name, size);
-            let written = export_dir(dir.path(), Some(&train), Some(&test)).unwrap();
+            let written =
+                export_dir(dir.path(), Some(&train), Some(&test), Existing::Refuse).unwrap();
             let layout = ReferenceLayout::of(dir.path(), &train.header.task);
             assert!(written.contains(&layout.train) && written.contains(&layout.test));
 

@@ -194,7 +194,13 @@ fn a_dataset_of_another_task_is_refused() {
         |_| {},
     )
     .unwrap();
-    dpcot_tasks::dataset::write_dir(data.path(), &train_set, &test_set).unwrap();
+    dpcot_tasks::dataset::write_dir(
+        data.path(),
+        &train_set,
+        &test_set,
+        dpcot_tasks::dataset::Existing::Refuse,
+    )
+    .unwrap();
 
     let run = tempfile::tempdir().unwrap();
     let mut config = config(
