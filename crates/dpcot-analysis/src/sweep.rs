@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
-use dpcot_train::{Backend, RunConfig, RunJob};
+use dpcot_train::{Backend, Resume, RunConfig, RunJob};
 use indicatif::ProgressBar;
 
 use crate::profile::{Experiment, ModelChoice, Profile, TaskSweep};
@@ -358,8 +358,9 @@ fn ensure_run(
             config: config.clone(),
             out: run_dir.clone(),
             backend: options.backend,
-            // A run interrupted with the sweep continues from its checkpoint.
-            resume: run.config().exists(),
+            // A run interrupted with the sweep continues from its checkpoint (if it got to
+            // one; else it starts again).
+            resume: Resume::IfAny,
         };
         let job_path = results.job(&id);
         job.write(&job_path)?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use dpcot_tasks::dataset::{self, Existing};
-use dpcot_tasks::{DpTask, GenerateConfig};
+use dpcot_tasks::{DpTask, GenerateConfig, TaskError};
 use dpcot_train::TrainConfig;
 
 use crate::args::TaskArgs;
@@ -46,13 +46,16 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
     let task = config.task.build()?;
     // Refused before generating, which may take a while.
     let existing = existing(args.force);
-    existing.check(dataset::dir_files(&args.out).iter().map(PathBuf::as_path))?;
+    existing
+        .check(dataset::dir_files(&args.out).iter().map(PathBuf::as_path))
+        .map_err(force_hint)?;
     let started = Instant::now();
     let bar = dpcot_train::progress::counter((args.train + args.test) as u64, "generate", quiet);
     let (train, test) = dpcot_tasks::generate(&config, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let generated = started.elapsed();
     dataset::write_dir(&args.out, &train, &test, existing)
+        .map_err(force_hint)
         .with_context(|| format!("writing the dataset to {}", args.out.display()))?;
     println!(
         "{}: {} train + {} test examples (max length {}, vocabulary {}) in {} -> {:.2}s generate, {:.2}s total",
@@ -74,5 +77,15 @@ pub fn existing(force: bool) -> Existing {
         Existing::Replace
     } else {
         Existing::Refuse
+    }
+}
+
+/// The library refuses to replace a dataset; the command line says how to ask for it.
+pub fn force_hint(err: TaskError) -> anyhow::Error {
+    match err {
+        TaskError::OutputExists { .. } => {
+            anyhow::anyhow!("{err}; pass --force to replace it, or choose another --out")
+        }
+        err => err.into(),
     }
 }

@@ -14,7 +14,7 @@ use dpcot_tasks::reference_format;
 use dpcot_tasks::{Dataset, DpTask, GenerateConfig, TaskKind, TaskOptions, TaskSpec};
 use dpcot_train::{Backend, DataSource, TrainConfig};
 
-use crate::generate::existing;
+use crate::generate::{existing, force_hint};
 
 /// The formats of example files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -155,11 +155,14 @@ pub fn import(args: ImportArgs) -> Result<()> {
     let spec = args.task.spec("import")?;
     let task = spec.build()?;
     let existing = existing(args.force);
-    existing.check(dataset::dir_files(&args.out).iter().map(PathBuf::as_path))?;
+    existing
+        .check(dataset::dir_files(&args.out).iter().map(PathBuf::as_path))
+        .map_err(force_hint)?;
     let train = reference_format::import_split(&spec, Split::Train, &args.train, None)?;
     let test =
         reference_format::import_split(&spec, Split::Test, &args.test, args.answers.as_deref())?;
     dataset::write_dir(&args.out, &train, &test, existing)
+        .map_err(force_hint)
         .with_context(|| format!("writing the dataset to {}", args.out.display()))?;
     println!(
         "{}: {} train + {} test examples, all verified by the checker{} -> {}",
@@ -233,7 +236,8 @@ pub fn export(args: ExportArgs) -> Result<()> {
         train.as_ref(),
         test.as_ref(),
         existing(args.force),
-    )?;
+    )
+    .map_err(force_hint)?;
     for path in &written {
         println!("{}", path.display());
     }

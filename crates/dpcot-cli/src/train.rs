@@ -8,7 +8,7 @@ use dpcot_model::config::flag_help;
 use dpcot_model::{ModelConfig, ModelOverrides};
 use dpcot_tasks::DpTask;
 use dpcot_train::{
-    DataOverrides, DataSource, RunConfig, RunDir, TrainConfig, TrainError, TrainOptions,
+    DataOverrides, DataSource, Resume, RunConfig, RunDir, TrainConfig, TrainError, TrainOptions,
     TrainOverrides,
 };
 
@@ -90,7 +90,11 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<()> {
     let config = args.run_config()?;
     let options = TrainOptions {
         backend: args.backend.backend()?,
-        resume: args.resume,
+        resume: if args.resume {
+            Resume::Checkpoint
+        } else {
+            Resume::No
+        },
         quiet,
         halt_after: args.halt_after,
     };

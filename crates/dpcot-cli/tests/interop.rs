@@ -142,7 +142,7 @@ fn a_reference_checkpoint_is_evaluated_with_dpcot_metrics() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("30 test examples: headline (AnswerAccuracy)"),
+        stdout.contains("30 test examples: headline (answer accuracy)"),
         "{stdout}"
     );
     // The fixture's positions (16) do not cover arithmetic with 4 operators (42 tokens).

@@ -347,8 +347,8 @@ mod tests {
 
     #[test]
     fn write_then_read_gives_the_same_examples() {
-        let dir = tempfile::tempdir().unwrap();
         for name in ["arithmetic", "lis", "ed"] {
+            let dir = tempfile::tempdir().unwrap();
             let (train, test) = generate(&config(name, 3, 200, 50), |_| {}).unwrap();
             write_dir(dir.path(), &train, &test, Existing::Refuse).unwrap();
             let back = Dataset::read_expecting(

@@ -144,7 +144,7 @@ pub enum TaskError {
     },
 
     /// An output file that exists and was not allowed to be replaced.
-    #[error("{path} already exists; write elsewhere, or allow replacing it (`--force`): a run trained on the old data would otherwise be evaluated on the new without a word")]
+    #[error("{path} already exists and is not replaced without being asked to: runs trained on it would be evaluated on the new data without a word")]
     OutputExists {
         /// The existing file.
         path: PathBuf,

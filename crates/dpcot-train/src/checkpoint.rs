@@ -1,9 +1,10 @@
 //! Checkpoints: model weights, optimizer state and the step, in one file written atomically.
 //!
-//! Layout: the magic `DPCOTCK1`, a little-endian u64 header length, a JSON header
-//! ([`CheckpointHeader`]), the model record, the optimizer record (both burnpack bytes). The
-//! header holds the lengths and CRC-32s of both records, so a truncated or damaged file is
-//! refused before burn parses anything. Batch order and dropout masks are functions of
+//! Layout: the magic `DPCOTCK2`, a little-endian u64 header length, the header's CRC-32 (u32,
+//! little-endian), a JSON header ([`CheckpointHeader`]), the model record, the optimizer record
+//! (both burnpack bytes). The header holds the lengths and CRC-32s of both records, so every
+//! byte of the file is covered by a checksum and a truncated or damaged file (an edited step
+//! included) is refused before burn parses anything. Batch order and dropout masks are functions of
 //! (seed, step), so no RNG state is needed to resume bit for bit.
 
 use std::io::Write;
@@ -21,7 +22,11 @@ use crate::metrics::RunEnding;
 use crate::plateau::Plateau;
 use crate::TrainError;
 
-const MAGIC: &[u8; 8] = b"DPCOTCK1";
+const MAGIC: &[u8; 8] = b"DPCOTCK2";
+/// Format 1 had no checksum over its header.
+const MAGIC_V1: &[u8; 8] = b"DPCOTCK1";
+/// Magic, header length, header CRC.
+const PREAMBLE: usize = 8 + 8 + 4;
 
 /// How far a run has come; carried across resumes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +97,7 @@ pub fn save(
     write_atomic_with(path, |out| {
         out.write_all(MAGIC)?;
         out.write_all(&(header_json.len() as u64).to_le_bytes())?;
+        out.write_all(&crc32fast::hash(&header_json).to_le_bytes())?;
         out.write_all(&header_json)?;
         out.write_all(&model_bytes)?;
         out.write_all(&optimizer_bytes)
@@ -112,15 +118,28 @@ pub fn load(
         reason: format!("corrupt checkpoint: {reason}"),
     };
     let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+    if bytes.starts_with(MAGIC_V1) {
+        return Err(corrupt(
+            "written by an earlier dpcot (format 1, whose header has no checksum); \
+             train the run again from scratch"
+                .into(),
+        ));
+    }
+    if bytes.len() < PREAMBLE || &bytes[..8] != MAGIC {
         return Err(corrupt("not a dpcot checkpoint (bad magic)".into()));
     }
-    let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    let header_end = 16usize
-        .checked_add(header_len)
+    let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let header_crc = u32::from_le_bytes(bytes[16..PREAMBLE].try_into().expect("4 bytes"));
+    let header_end = usize::try_from(header_len)
+        .ok()
+        .and_then(|len| PREAMBLE.checked_add(len))
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| corrupt("truncated header".into()))?;
-    let header: CheckpointHeader = serde_json::from_slice(&bytes[16..header_end])
+    let header_bytes = &bytes[PREAMBLE..header_end];
+    if crc32fast::hash(header_bytes) != header_crc {
+        return Err(corrupt("header checksum mismatch".into()));
+    }
+    let header: CheckpointHeader = serde_json::from_slice(header_bytes)
         .map_err(|e| corrupt(format!("unreadable header: {e}")))?;
     if &header.model != expected {
         return Err(TrainError::CheckpointMismatch {
@@ -131,14 +150,22 @@ pub fn load(
             ),
         });
     }
-    let model_end = header_end + header.model_len as usize;
-    let optimizer_end = model_end + header.optimizer_len as usize;
-    if optimizer_end != bytes.len() {
-        return Err(corrupt(format!(
-            "{} bytes, the header announces {optimizer_end}",
-            bytes.len()
-        )));
-    }
+    // The lengths are checksummed, but a header from a bug must not wrap around either.
+    let ends = (header_end as u64)
+        .checked_add(header.model_len)
+        .and_then(|model_end| Some((model_end, model_end.checked_add(header.optimizer_len)?)));
+    let model_end = match ends {
+        Some((model_end, end)) if end == bytes.len() as u64 => model_end as usize,
+        _ => {
+            return Err(corrupt(format!(
+                "{} bytes, the header announces {} + {} + {}",
+                bytes.len(),
+                header_end,
+                header.model_len,
+                header.optimizer_len
+            )))
+        }
+    };
     let (model_bytes, optimizer_bytes) = (&bytes[header_end..model_end], &bytes[model_end..]);
     if crc32fast::hash(model_bytes) != header.model_crc
         || crc32fast::hash(optimizer_bytes) != header.optimizer_crc

@@ -83,6 +83,20 @@ pub enum TrainError {
         dir: PathBuf,
     },
 
+    /// A run to resume from its checkpoint has none.
+    #[error("{dir} holds no checkpoint to resume from (the run stopped before its first checkpoint, or the file was removed); nothing was changed: start the run again in a fresh directory")]
+    NothingToResume {
+        /// The run directory.
+        dir: PathBuf,
+    },
+
+    /// Another process is training the run.
+    #[error("{dir}: another process is training this run (its lock file is held); wait for it to end or stop it first")]
+    RunBusy {
+        /// The run directory.
+        dir: PathBuf,
+    },
+
     /// A new run was asked for in a directory that already holds one.
     #[error("{dir} already holds a run")]
     RunExists {

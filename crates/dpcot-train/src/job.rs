@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{train, Backend, RunConfig, RunDir, RunSummary, TrainError, TrainOptions};
+use crate::{train, Backend, Resume, RunConfig, RunDir, RunSummary, TrainError, TrainOptions};
 
 /// One run to execute: what to train, where, on which backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,8 +21,8 @@ pub struct RunJob {
     pub out: PathBuf,
     /// The backend it trains on.
     pub backend: Backend,
-    /// Continue the run in `out` from its last checkpoint (a run interrupted with its sweep).
-    pub resume: bool,
+    /// Whether to continue a run already in `out` (one interrupted with its sweep).
+    pub resume: Resume,
 }
 
 impl RunJob {
@@ -77,7 +77,7 @@ mod tests {
             },
             out: out.to_path_buf(),
             backend: Backend::Flex,
-            resume: false,
+            resume: Resume::No,
         }
     }
 

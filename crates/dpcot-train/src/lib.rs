@@ -10,7 +10,9 @@
 //! ```no_run
 //! use dpcot_model::ModelConfig;
 //! use dpcot_tasks::{DpTask, TaskOptions, TaskSpec};
-//! use dpcot_train::{train, Backend, DataSource, RunConfig, RunDir, TrainConfig, TrainOptions};
+//! use dpcot_train::{
+//!     train, Backend, DataSource, Resume, RunConfig, RunDir, TrainConfig, TrainOptions,
+//! };
 //!
 //! let task = TaskSpec::from_name("lis", 8, &TaskOptions::default())?;
 //! let built = task.build()?;
@@ -27,7 +29,12 @@
 //!         mix_smaller: false,
 //!     },
 //! };
-//! let options = TrainOptions { backend: Backend::Flex, resume: false, quiet: false, halt_after: None };
+//! let options = TrainOptions {
+//!     backend: Backend::Flex,
+//!     resume: Resume::No,
+//!     quiet: false,
+//!     halt_after: None,
+//! };
 //! let summary = train(&RunDir::new("runs/lis-8"), &config, &options)?;
 //! println!("{:.1}% after {} steps", 100.0 * summary.eval.headline, summary.steps);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -59,4 +66,4 @@ pub use eval::{evaluate, evaluate_run, EvalMetrics, Headline};
 pub use job::RunJob;
 pub use metrics::{EvalSplit, MetricsLine, RunEnding, RunSummary};
 pub use run_dir::RunDir;
-pub use train::{train, TrainOptions};
+pub use train::{train, Resume, TrainOptions};

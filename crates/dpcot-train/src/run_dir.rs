@@ -6,6 +6,7 @@
 //!   metrics.jsonl    one MetricsLine per logging step and evaluation
 //!   checkpoint.bin   the latest checkpoint (see crate::checkpoint)
 //!   summary.json     the RunSummary, written when the run finishes
+//!   lock             held (flock) by the process training the run
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -16,6 +17,7 @@ use dpcot_tasks::atomic::{write_atomic, write_json_atomic};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::checkpoint::Progress;
 use crate::config::RunConfig;
 use crate::metrics::{MetricsLine, RunSummary};
 use crate::TrainError;
@@ -51,6 +53,32 @@ impl RunDir {
     /// `summary.json`: the [`RunSummary`] of a finished run.
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
+    }
+
+    /// `lock`: the file whose advisory lock the training process holds.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Takes the run's lock, creating the directory if needed; the lock is released when the
+    /// returned file is dropped or the process ends, however it ends. A second process on the
+    /// same run is refused with [`TrainError::RunBusy`] instead of training beside the first.
+    pub fn lock(&self) -> Result<File, TrainError> {
+        std::fs::create_dir_all(&self.root).map_err(TrainError::io(&self.root))?;
+        let path = self.lock_file();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(TrainError::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::RunBusy {
+                dir: self.root.clone(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(TrainError::io(&path)(e)),
+        }
     }
 
     /// Reads the run's `config.json`.
@@ -92,12 +120,18 @@ impl RunDir {
     }
 
     /// Opens `metrics.jsonl` for appending: emptied for a run that starts from scratch, cut
-    /// back to the lines up to `resumed_at` (the checkpoint's step) for a resumed one, since
-    /// lines written after the checkpoint will be written again.
-    pub fn open_metrics(&self, resumed_at: Option<usize>) -> Result<MetricsLog, TrainError> {
+    /// back to the lines up to the checkpoint's step for a resumed one, since lines written
+    /// after the checkpoint will be written again. For a run that had ended (its checkpoint
+    /// says so, the summary was not written), the evaluations at its last step go too: the
+    /// final evaluations are written again.
+    pub fn open_metrics(&self, resumed: Option<&Progress>) -> Result<MetricsLog, TrainError> {
         let path = self.metrics();
-        match resumed_at {
-            Some(step) => truncate_metrics(&path, step)?,
+        match resumed {
+            Some(progress) => truncate_metrics(&path, |line| {
+                line.step() < progress.step
+                    || (line.step() == progress.step
+                        && (progress.ending.is_none() || matches!(line, MetricsLine::Train { .. })))
+            })?,
             // A missing file is what we want.
             None => drop(std::fs::remove_file(&path)),
         }
@@ -128,8 +162,8 @@ impl MetricsLog {
     }
 }
 
-/// Drops metric lines past `step` (written after the checkpoint a run resumes from).
-fn truncate_metrics(path: &Path, step: usize) -> Result<(), TrainError> {
+/// Keeps the metric lines that `keep` accepts (those up to the checkpoint a run resumes from).
+fn truncate_metrics(path: &Path, keep: impl Fn(&MetricsLine) -> bool) -> Result<(), TrainError> {
     let Ok(file) = File::open(path) else {
         return Ok(());
     };
@@ -137,7 +171,7 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<(), TrainError> {
     for line in BufReader::new(file).lines() {
         let line = line.map_err(TrainError::io(path))?;
         if let Ok(parsed) = serde_json::from_str::<MetricsLine>(&line) {
-            if parsed.step() <= step {
+            if keep(&parsed) {
                 kept.push_str(&line);
                 kept.push('\n');
             }

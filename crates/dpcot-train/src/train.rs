@@ -4,8 +4,10 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
+use dpcot_model::dpcot_attention::fused;
 use dpcot_model::flops;
 use dpcot_tasks::{DpTask, Example, Task};
+use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::batch::Batch;
@@ -18,15 +20,29 @@ use crate::metrics::{EvalSplit, MetricsLine, RunEnding, RunSummary};
 use crate::optim::{masked_cross_entropy, optimizer};
 use crate::run_dir::RunDir;
 use crate::TrainError;
-use dpcot_model::dpcot_attention::fused;
+
+/// What [`train`] does with a run the directory may already hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resume {
+    /// Start a new run; a directory that holds one is refused ([`TrainError::RunExists`]).
+    #[default]
+    No,
+    /// Continue the run from its checkpoint; a directory without one is refused
+    /// ([`TrainError::NothingToResume`]) and left as it is.
+    Checkpoint,
+    /// Continue from the checkpoint if there is one, else start the run from step 0: a
+    /// sweep's runs, which a kill may stop before their first checkpoint.
+    IfAny,
+}
 
 /// How to run, as opposed to what (which is [`RunConfig`]).
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// Where the tensors live.
     pub backend: Backend,
-    /// Continue the run in the directory from its last checkpoint.
-    pub resume: bool,
+    /// Whether to continue a run already in the directory.
+    pub resume: Resume,
     /// No progress bar.
     pub quiet: bool,
     /// Stop (with a checkpoint) once this many steps are done, to be resumed later — for time
@@ -35,6 +51,9 @@ pub struct TrainOptions {
 }
 
 /// Trains (or resumes) the run in `dir`.
+///
+/// One process at a time trains a run: the directory is locked ([`RunDir::lock`]) until
+/// this returns. Resuming a run that has finished returns its summary and writes nothing.
 ///
 /// The run ends in one of the ways of [`RunEnding`]: an evaluation on the validation split
 /// reaches the target; or validation accuracy stalls through a whole learning-rate cycle; or
@@ -52,17 +71,28 @@ pub fn train(
     // refused before the run directory is written.
     let mut data = load_data(config, &task)?;
     let plain = options.backend.device()?;
-    dir.prepare(config, options.resume)?;
+    if options.resume == Resume::Checkpoint && !dir.checkpoint().exists() {
+        return Err(TrainError::NothingToResume {
+            dir: dir.root.clone(),
+        });
+    }
+    let _lock = dir.lock()?;
+    dir.prepare(config, options.resume != Resume::No)?;
+    if options.resume != Resume::No && dir.summary().exists() {
+        // The summary is the last thing a run writes: it has finished, under this config.
+        return dir.read_summary();
+    }
 
     let device = plain.clone().autodiff();
     let train_config = &config.train;
     let mut optimizer = optimizer(train_config)?;
 
-    let (mut progress, mut model, mut metrics) = if options.resume && dir.checkpoint().exists() {
+    let resuming = options.resume != Resume::No && dir.checkpoint().exists();
+    let (mut progress, mut model, mut metrics) = if resuming {
         let (header, model, restored) =
             checkpoint::load(&dir.checkpoint(), &config.model, &device, optimizer)?;
         optimizer = restored;
-        let metrics = dir.open_metrics(Some(header.progress.step))?;
+        let metrics = dir.open_metrics(Some(&header.progress))?;
         (header.progress, model, metrics)
     } else {
         device.seed(train_config.seed);
@@ -206,10 +236,11 @@ pub fn train(
             &plain,
         )
     };
-    // Evaluation is deterministic, so a whole-split evaluation at this very step is reused.
-    let validation = match last_full_validation {
-        Some((at, metrics)) if at == step => metrics,
-        _ => final_eval(&data.validation)?,
+    // Evaluation is deterministic, so a whole-split evaluation at this very step is reused
+    // (and is already in the metrics log).
+    let (validation, fresh) = match last_full_validation {
+        Some((at, metrics)) if at == step => (metrics, false),
+        _ => (final_eval(&data.validation)?, true),
     };
     let eval = final_eval(&data.test)?;
     let mut ending = progress.ending.expect("the loop ends only with an ending");
@@ -219,10 +250,11 @@ pub fn train(
     {
         ending = RunEnding::Passed;
     }
-    for (split, metrics_of) in [
+    let finals = [
         (EvalSplit::Validation, &validation),
         (EvalSplit::Test, &eval),
-    ] {
+    ];
+    for (split, metrics_of) in finals.into_iter().skip(usize::from(!fresh)) {
         metrics.append(&MetricsLine::Eval {
             step,
             split: Some(split),

@@ -9,7 +9,7 @@ use dpcot_attention::AttentionKind;
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, TaskSpec};
 use dpcot_train::{
-    checkpoint, train, Backend, DataSource, MetricsLine, RunConfig, RunDir, TrainConfig,
+    checkpoint, train, Backend, DataSource, MetricsLine, Resume, RunConfig, RunDir, TrainConfig,
     TrainError, TrainOptions,
 };
 
@@ -56,7 +56,7 @@ fn config() -> RunConfig {
 fn options() -> TrainOptions {
     TrainOptions {
         backend: Backend::Flex,
-        resume: false,
+        resume: Resume::No,
         quiet: true,
         halt_after: None,
     }
@@ -118,7 +118,7 @@ fn resuming_after_an_interruption_gives_the_uninterrupted_run() {
         &RunDir::new(pieces.path()),
         &config,
         &TrainOptions {
-            resume: true,
+            resume: Resume::Checkpoint,
             ..options()
         },
     )

@@ -5,7 +5,7 @@ use dpcot_attention::{AttentionKind, SparsePattern};
 use dpcot_model::ModelConfig;
 use dpcot_tasks::{DpTask, GenerateConfig, TaskSpec};
 use dpcot_train::{
-    checkpoint, train, Backend, DataSource, RunConfig, RunDir, TrainConfig, TrainError,
+    checkpoint, train, Backend, DataSource, Resume, RunConfig, RunDir, TrainConfig, TrainError,
     TrainOptions,
 };
 
@@ -54,7 +54,7 @@ fn backend() -> Backend {
 fn options() -> TrainOptions {
     TrainOptions {
         backend: backend(),
-        resume: false,
+        resume: Resume::No,
         quiet: true,
         halt_after: None,
     }
@@ -129,7 +129,7 @@ fn a_run_directory_is_not_overwritten_and_resume_refuses_another_config() {
         &RunDir::new(dir.path()),
         &other,
         &TrainOptions {
-            resume: true,
+            resume: Resume::Checkpoint,
             ..options()
         },
     )
@@ -138,6 +138,104 @@ fn a_run_directory_is_not_overwritten_and_resume_refuses_another_config() {
         matches!(err, TrainError::CheckpointMismatch { .. }),
         "{err}"
     );
+}
+
+fn resumed() -> TrainOptions {
+    TrainOptions {
+        resume: Resume::Checkpoint,
+        ..options()
+    }
+}
+
+#[test]
+fn a_finished_run_logs_its_final_evaluations_once_and_resuming_it_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let config = config(lis4(), AttentionKind::Softmax, 10);
+    let summary = train(&run, &config, &options()).unwrap();
+    let metrics = std::fs::read_to_string(run.metrics()).unwrap();
+    let evals_at_end = |text: &str, split: &str| {
+        text.lines()
+            .filter(|l| {
+                l.contains("\"kind\":\"eval\"") && l.contains(&format!("\"split\":\"{split}\""))
+            })
+            .filter(|l| l.contains(&format!("\"step\":{},", summary.steps)))
+            .count()
+    };
+    // The last validation during training is the final one: logged once, not twice.
+    assert_eq!(evals_at_end(&metrics, "validation"), 1, "{metrics}");
+    assert_eq!(evals_at_end(&metrics, "test"), 1, "{metrics}");
+
+    // Once appended another final evaluation per resume.
+    for _ in 0..2 {
+        let again = train(&run, &config, &resumed()).unwrap();
+        assert_eq!(again.steps, summary.steps);
+        assert_eq!(std::fs::read_to_string(run.metrics()).unwrap(), metrics);
+    }
+
+    // Killed after its last checkpoint, before its summary: the final evaluations are
+    // written again, once.
+    std::fs::remove_file(run.summary()).unwrap();
+    let again = train(&run, &config, &resumed()).unwrap();
+    assert_eq!(again.eval.headline, summary.eval.headline);
+    let rewritten = std::fs::read_to_string(run.metrics()).unwrap();
+    assert_eq!(evals_at_end(&rewritten, "validation"), 1, "{rewritten}");
+    assert_eq!(evals_at_end(&rewritten, "test"), 1, "{rewritten}");
+    assert_eq!(rewritten.lines().count(), metrics.lines().count());
+}
+
+#[test]
+fn resuming_without_a_checkpoint_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let config = config(lis4(), AttentionKind::Softmax, 10);
+    train(&run, &config, &options()).unwrap();
+    std::fs::remove_file(run.checkpoint()).unwrap();
+    std::fs::remove_file(run.summary()).unwrap();
+    let metrics = std::fs::read(run.metrics()).unwrap();
+    // Once this retrained from step 0 and emptied the metrics.
+    let err = train(&run, &config, &resumed()).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::NothingToResume { dir: d } if d == dir.path()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(run.metrics()).unwrap(), metrics);
+    assert!(!run.checkpoint().exists());
+
+    // A sweep's worker resumes if it can and otherwise starts the run again.
+    let summary = train(
+        &run,
+        &config,
+        &TrainOptions {
+            resume: Resume::IfAny,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.steps, 10);
+}
+
+#[test]
+fn a_run_being_trained_is_not_trained_by_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let config = config(lis4(), AttentionKind::Softmax, 10);
+    let held = run.lock().unwrap();
+    for resume in [Resume::No, Resume::IfAny] {
+        let err = train(
+            &run,
+            &config,
+            &TrainOptions {
+                resume,
+                ..options()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, TrainError::RunBusy { .. }), "{err}");
+    }
+    assert!(!run.config().exists() && !run.metrics().exists());
+    drop(held);
+    train(&run, &config, &options()).unwrap();
 }
 
 #[test]
@@ -158,6 +256,24 @@ fn corrupt_or_foreign_checkpoints_are_clear_errors() {
     std::fs::write(&path, &flipped).unwrap();
     let err = load(&config.model).unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
+
+    // The header is checksummed too: a step edited in place (same length) is refused, where
+    // it once resumed the run at the wrong step.
+    let text = String::from_utf8_lossy(&good).into_owned();
+    let at = text
+        .find("\"step\":10")
+        .expect("the header records step 10");
+    let mut edited = good.clone();
+    edited[at + 8] = b'2';
+    std::fs::write(&path, &edited).unwrap();
+    let err = load(&config.model).unwrap_err();
+    assert!(err.to_string().contains("header checksum"), "{err}");
+
+    let mut old_format = good.clone();
+    old_format[7] = b'1';
+    std::fs::write(&path, &old_format).unwrap();
+    let err = load(&config.model).unwrap_err();
+    assert!(err.to_string().contains("earlier dpcot"), "{err}");
 
     std::fs::write(&path, &good[..good.len() / 2]).unwrap();
     assert!(matches!(
