@@ -78,6 +78,15 @@ pub enum AnalysisError {
     #[error("invalid shard `{0}`: expected i/N with 1 <= i <= N")]
     Shard(String),
 
+    /// Another sweep (or the same shard of one) works in the results directory.
+    #[error("{path} is held by another sweep on this results directory ({what}); wait for it to end, or use another results directory")]
+    ResultsBusy {
+        /// The lock file.
+        path: PathBuf,
+        /// Which sweeps exclude each other here.
+        what: String,
+    },
+
     /// A figure that cannot be drawn.
     #[error("{path}: cannot draw the figure: {reason}")]
     Plot {

@@ -1,5 +1,6 @@
 //! A results directory: its layout, and the one record each finished run leaves in it.
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use dpcot_tasks::{DpTask, TaskSpec};
@@ -7,6 +8,7 @@ use dpcot_train::{RunConfig, RunSummary};
 use serde::{Deserialize, Serialize};
 
 use crate::profile::{Experiment, ModelChoice};
+use crate::sweep::Shard;
 use crate::AnalysisError;
 
 /// What identifies a run of a sweep.
@@ -63,6 +65,12 @@ impl RunRecord {
     }
 }
 
+/// A sweep's hold on its results directory ([`Results::lock`]); released when dropped.
+#[derive(Debug)]
+pub struct ResultsLock {
+    _files: Vec<File>,
+}
+
 /// The layout of a results directory.
 #[derive(Debug, Clone)]
 pub struct Results {
@@ -98,6 +106,80 @@ impl Results {
     /// The worker's log of run `id`.
     pub fn log(&self, id: &str) -> PathBuf {
         self.root.join("logs").join(format!("{id}.log"))
+    }
+
+    /// The lock file every sweep on the directory holds: exclusively for a whole sweep, shared
+    /// for a shard.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// The lock file of a shard, held exclusively by the sweep that runs it.
+    pub fn shard_lock_file(&self, shard: Shard) -> PathBuf {
+        self.root
+            .join(format!("lock-shard-{}-of-{}", shard.index, shard.count))
+    }
+
+    /// Takes the directory for a sweep (`shard`: one shard of one), creating it if needed.
+    ///
+    /// A whole sweep excludes every other sweep; shards of one exclude a whole sweep and the
+    /// same shard, and run beside each other, as the tasks of a Slurm array do on a shared
+    /// directory. The locks are advisory (`flock`), released when the returned guard is dropped
+    /// or the process ends, however it ends.
+    pub fn lock(&self, shard: Option<Shard>) -> Result<ResultsLock, AnalysisError> {
+        std::fs::create_dir_all(&self.root).map_err(AnalysisError::io(&self.root))?;
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .map_err(AnalysisError::io(path))
+        };
+        let try_lock = |path: &Path, file: &File, exclusive: bool, what: &str| {
+            let taken = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match taken {
+                Ok(()) => Ok(()),
+                Err(TryLockError::WouldBlock) => Err(AnalysisError::ResultsBusy {
+                    path: path.to_path_buf(),
+                    what: what.to_string(),
+                }),
+                Err(TryLockError::Error(e)) => Err(AnalysisError::io(path)(e)),
+            }
+        };
+        let path = self.lock_file();
+        let directory = open(&path)?;
+        let mut files = vec![directory];
+        match shard {
+            None => try_lock(
+                &path,
+                &files[0],
+                true,
+                "a sweep without --shard takes the directory alone",
+            )?,
+            Some(shard) => {
+                try_lock(
+                    &path,
+                    &files[0],
+                    false,
+                    "a sweep without --shard is running here",
+                )?;
+                let path = self.shard_lock_file(shard);
+                let file = open(&path)?;
+                try_lock(
+                    &path,
+                    &file,
+                    true,
+                    &format!("shard {}/{} is already running", shard.index, shard.count),
+                )?;
+                files.push(file);
+            }
+        }
+        Ok(ResultsLock { _files: files })
     }
 
     /// Every record in the directory, sorted by id.

@@ -155,6 +155,7 @@ pub struct SweepOutcome {
 
 /// Runs the profile's searches (or full grids), skipping runs already recorded.
 pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutcome, AnalysisError> {
+    let _lock = options.results.lock(options.shard)?;
     keep_profile(profile, &options.results)?;
     let experiments = match (&options.experiments[..], &profile.default_experiments) {
         ([], Some(defaults)) => defaults.clone(),
@@ -473,6 +474,30 @@ mod tests {
         })
         .unwrap();
         assert_eq!((found, probes), (None, vec![4]));
+    }
+
+    #[test]
+    fn one_whole_sweep_or_distinct_shards_hold_a_results_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = Results::new(dir.path().join("results"));
+        let shard = |text: &str| Some(text.parse::<Shard>().unwrap());
+        let busy = |taken: Result<crate::results::ResultsLock, AnalysisError>| {
+            matches!(taken, Err(AnalysisError::ResultsBusy { .. }))
+        };
+
+        let whole = results.lock(None).unwrap();
+        assert!(busy(results.lock(None)));
+        assert!(busy(results.lock(shard("1/2"))));
+        drop(whole);
+
+        // The tasks of an array share the directory; the same shard twice does not.
+        let first = results.lock(shard("1/2")).unwrap();
+        let second = results.lock(shard("2/2")).unwrap();
+        assert!(busy(results.lock(shard("1/2"))));
+        let err = results.lock(None).unwrap_err().to_string();
+        assert!(err.contains("held by another sweep"), "{err}");
+        drop((first, second));
+        results.lock(None).unwrap();
     }
 
     #[test]

@@ -191,8 +191,32 @@ fn a_killed_sweep_resumes_without_losing_or_repeating_runs() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sweep ended before it could be killed"
+    );
+    // One sweep at a time on a results directory.
+    let second = dpcot(&args).output().unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("held by another sweep"), "{stderr}");
+
     child.kill().ok();
     child.wait().unwrap();
+    // The killed sweep's workers die with it (none trains on as an orphan): every run's lock
+    // is free again within moments.
+    let runs = results.join("runs");
+    let started = Instant::now();
+    for run in std::fs::read_dir(&runs).unwrap() {
+        let run = dpcot_train::RunDir::new(run.unwrap().path());
+        while let Err(e) = run.lock() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "a worker outlived its sweep: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let files = |dir: &Path| -> BTreeSet<String> {
         std::fs::read_dir(dir)
             .unwrap()
