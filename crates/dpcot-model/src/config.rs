@@ -54,6 +54,10 @@ impl ModelConfig {
     pub const DEFAULT_N_HEADS: usize = 4;
     /// The reference benchmark's dropout.
     pub const DEFAULT_DROPOUT: f64 = 0.1;
+    /// The most parameters a model may have: 2³¹, 8 GiB of f32 weights (and as much again for
+    /// each of the gradients and the two AdamW moments). The paper's largest models have a few
+    /// million; past this, building the model would abort on a failed allocation.
+    pub const MAX_PARAMETERS: u64 = 1 << 31;
 
     /// The reference setup with the given sizes and attention.
     pub fn new(
@@ -120,6 +124,19 @@ impl ModelConfig {
             return Err(ModelError::invalid(
                 "dropout",
                 format!("must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        let parameters = crate::flops::parameters(self);
+        if parameters > Self::MAX_PARAMETERS {
+            return Err(ModelError::invalid(
+                "vocab_size, d_model, n_layers",
+                format!(
+                    "({}, {}, {}) give {parameters} parameters, past the supported {}",
+                    self.vocab_size,
+                    self.d_model,
+                    self.n_layers,
+                    Self::MAX_PARAMETERS
+                ),
             ));
         }
         self.attention_config().kernel()?;
@@ -242,6 +259,24 @@ mod tests {
         c.dropout = 0.0;
         c.attention = AttentionKind::SlidingWindow { window: 0 };
         assert!(matches!(c.validate(), Err(ModelError::Attention(_))));
+    }
+
+    #[test]
+    fn a_model_too_large_to_allocate_is_an_error_not_an_abort() {
+        // `dpcot bench --vocab 1000000000` aborted on a failed allocation of 512 GB.
+        let mut c = ModelConfig::new(1_000_000_000, 30, 64, AttentionKind::Softmax);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("parameters, past the supported"), "{err}");
+        assert!(c.init(&Default::default()).is_err());
+        // Counted without overflow however large.
+        c.vocab_size = 20;
+        c.d_model = usize::MAX / 2;
+        c.n_heads = 1;
+        assert_eq!(crate::flops::parameters(&c), u64::MAX);
+        assert!(c.validate().is_err());
+        c.d_model = 64;
+        c.n_heads = 4;
+        c.validate().unwrap();
     }
 
     #[test]

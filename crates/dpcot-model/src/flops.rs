@@ -21,22 +21,24 @@ use dpcot_attention::AttentionKernel;
 
 use crate::{ModelConfig, ModelError};
 
-/// Every trainable parameter of the model built from `config`.
+/// Every trainable parameter of the model built from `config` (`u64::MAX` for a config too
+/// large to count in 64 bits, which [`ModelConfig::validate`] refuses).
 pub fn parameters(config: &ModelConfig) -> u64 {
     let (v, d, layers) = (
-        config.vocab_size as u64,
-        config.d_model as u64,
-        config.n_layers as u64,
+        config.vocab_size as u128,
+        config.d_model as u128,
+        config.n_layers as u128,
     );
     let layer_norm = 2 * d;
-    let linear = |i: u64, o: u64| i * o + o;
+    let linear = |i: u128, o: u128| i * o + o;
     let block = layer_norm
         + linear(d, 3 * d)
         + linear(d, d)
         + layer_norm
         + linear(d, 4 * d)
         + linear(4 * d, d);
-    v * d + layer_norm + layers * block + layer_norm + linear(d, v)
+    let count = v * d + layer_norm + layers * block + layer_norm + linear(d, v);
+    u64::try_from(count).unwrap_or(u64::MAX)
 }
 
 /// FLOPs of [`gelu_tanh`](crate::gelu_tanh) per element, counting the sigmoid form it runs,

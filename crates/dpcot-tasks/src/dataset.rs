@@ -227,7 +227,9 @@ impl Dataset {
             ));
         }
 
-        let mut examples = Vec::with_capacity(header.count);
+        // The header's count is not trusted with an allocation: a damaged one could ask for
+        // terabytes. The count is checked against the lines read below.
+        let mut examples = Vec::with_capacity(header.count.min(1 << 16));
         for (i, line) in lines.enumerate() {
             let number = i + 2;
             let line = line.map_err(TaskError::io(path))?;
@@ -477,6 +479,15 @@ mod tests {
         ));
         let message = Dataset::read(&path).unwrap_err().to_string();
         assert!(message.contains("truncated"), "{message}");
+
+        // A damaged count asks for no allocation of its size.
+        let huge = text.replacen("\"count\":20", "\"count\":1000000000000000", 1);
+        assert_ne!(huge, text);
+        std::fs::write(&path, huge).unwrap();
+        assert!(matches!(
+            Dataset::read(&path),
+            Err(TaskError::ExampleCountMismatch { found: 20, .. })
+        ));
 
         // A line added to a complete file is not called a truncation.
         let last = text.lines().last().unwrap();

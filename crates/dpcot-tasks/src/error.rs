@@ -71,6 +71,17 @@ pub enum TaskError {
         attempts: usize,
     },
 
+    /// More examples asked for than memory can hold.
+    #[error("cannot hold {count} {split} examples in memory: {reason}; ask for fewer (training runs draw fresh examples every step unless given a fixed training set)")]
+    TooManyExamples {
+        /// The split being generated.
+        split: &'static str,
+        /// Examples requested.
+        count: usize,
+        /// Why they do not fit.
+        reason: String,
+    },
+
     /// A file that cannot be read or written.
     #[error("{path}: {source}")]
     Io {

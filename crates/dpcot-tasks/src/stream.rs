@@ -144,8 +144,8 @@ fn draw_kept(
     split: &'static str,
     mut keep: impl FnMut(&Example) -> bool,
 ) -> Result<Vec<Example>, TaskError> {
-    let mut examples = Vec::with_capacity(count);
-    let max_attempts = 20 * count + 10_000;
+    let mut examples = reserve_examples(count, sampler.task.max_len(), split)?;
+    let max_attempts = count.saturating_mul(20).saturating_add(10_000);
     let mut attempts = 0;
     while examples.len() < count {
         if attempts == max_attempts {
@@ -163,6 +163,44 @@ fn draw_kept(
         }
     }
     Ok(examples)
+}
+
+/// Room for `count` examples of up to `max_len` tokens, or an error if they would not fit in
+/// this machine's memory (an allocation that fails aborts the process instead).
+fn reserve_examples(
+    count: usize,
+    max_len: usize,
+    split: &'static str,
+) -> Result<Vec<Example>, TaskError> {
+    let per_example = std::mem::size_of::<Example>() + max_len * std::mem::size_of::<u32>();
+    let needed = (count as u128) * (per_example as u128);
+    let too_many = |reason: String| TaskError::TooManyExamples {
+        split,
+        count,
+        reason,
+    };
+    if let Some(memory) = physical_memory() {
+        if needed > u128::from(memory) {
+            return Err(too_many(format!(
+                "up to {:.1} GB for examples of up to {max_len} tokens, on a machine with {:.1} GB",
+                needed as f64 / 1e9,
+                memory as f64 / 1e9
+            )));
+        }
+    }
+    let mut examples = Vec::new();
+    examples
+        .try_reserve_exact(count)
+        .map_err(|e| too_many(e.to_string()))?;
+    Ok(examples)
+}
+
+/// Total physical memory in bytes, where the OS tells it (Linux `MemTotal`).
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Fresh training examples for every step, never one that is held out.
@@ -257,6 +295,19 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn more_examples_than_memory_holds_is_an_error_not_an_abort() {
+        // `--train-examples 100000000000` aborted on a failed allocation of 3.2 TB.
+        let (sampler, mut rng, held_out) = small_space();
+        for count in [100_000_000_000, usize::MAX / 2] {
+            let err = draw(&sampler, &mut rng, count, &held_out, "train").unwrap_err();
+            assert!(
+                matches!(err, TaskError::TooManyExamples { split: "train", .. }),
+                "{err}"
+            );
+        }
     }
 
     #[test]
