@@ -270,7 +270,7 @@ impl Dataset {
         };
         if &dataset.header.task != task {
             return Err(mismatch(format!(
-                "it holds {:?}, asked for {:?}",
+                "it holds {}, asked for {}",
                 dataset.header.task, task
             )));
         }

@@ -134,6 +134,39 @@ pub enum TaskSpec {
     },
 }
 
+/// The task and every knob, as a person reads them: `lis 4 (range 250, window 2)`.
+impl std::fmt::Display for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            TaskSpec::Arithmetic { operators, modulus } => {
+                write!(f, "arithmetic {operators} (modulus {modulus})")
+            }
+            TaskSpec::Lis {
+                length,
+                range,
+                window,
+            } => {
+                write!(f, "lis {length} (range {range}")?;
+                if let Some(m) = window {
+                    write!(f, ", window {m}")?;
+                }
+                write!(f, ")")
+            }
+            TaskSpec::EditDistance {
+                length,
+                numbers,
+                band,
+            } => {
+                write!(f, "ed {length} (numbers {numbers}")?;
+                if let Some(w) = band {
+                    write!(f, ", band {w}")?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
 /// The three DP tasks, each by its one name (in profiles, on the command line, in file names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -387,6 +420,28 @@ mod tests {
                 band: None
             }
         );
+    }
+
+    #[test]
+    fn specs_read_as_task_size_and_knobs() {
+        let spec = |name, options: &TaskOptions| TaskSpec::from_name(name, 4, options).unwrap();
+        assert_eq!(
+            spec("arithmetic", &TaskOptions::default()).to_string(),
+            "arithmetic 4 (modulus 11)"
+        );
+        let local = TaskOptions {
+            window: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            spec("lis", &local).to_string(),
+            "lis 4 (range 250, window 2)"
+        );
+        let band = TaskOptions {
+            band: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(spec("ed", &band).to_string(), "ed 4 (numbers 60, band 1)");
     }
 
     #[test]

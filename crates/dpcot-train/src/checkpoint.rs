@@ -145,8 +145,9 @@ pub fn load(
         return Err(TrainError::CheckpointMismatch {
             path: path.to_path_buf(),
             reason: format!(
-                "it holds a model {:?}, the run wants {:?}",
-                header.model, expected
+                "it holds the model {}, the run wants {}",
+                serde_json::to_string(&header.model).expect("a config serialises"),
+                serde_json::to_string(expected).expect("a config serialises")
             ),
         });
     }
