@@ -120,6 +120,9 @@ fn check_reference(file: &Path, args: &CheckFormatArgs) -> Result<()> {
             file.display()
         );
     }
+    if let Some(mismatch) = outcome.size_mismatch {
+        bail!(mismatch);
+    }
     Ok(())
 }
 

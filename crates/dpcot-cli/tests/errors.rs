@@ -103,6 +103,21 @@ fn workspace() -> tempfile::TempDir {
     ok(&["--quiet", "export", "--data", "data", "--out", "ref"]);
     ok(&[
         "--quiet",
+        "generate",
+        "--task",
+        "arithmetic",
+        "--size",
+        "2",
+        "--train",
+        "60",
+        "--test",
+        "20",
+        "--out",
+        "arith",
+    ]);
+    ok(&["--quiet", "export", "--data", "arith", "--out", "arith-ref"]);
+    ok(&[
+        "--quiet",
         "train",
         "--task",
         "lis",

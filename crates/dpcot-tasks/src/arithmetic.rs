@@ -73,6 +73,11 @@ impl Arithmetic {
         self.operators
     }
 
+    /// Number of operators of the expression a prompt (or any token sequence) holds.
+    pub fn operators_in(tokens: &[TokenId]) -> usize {
+        tokens.iter().filter(|t| OPERATORS.contains(t)).count()
+    }
+
     /// Draws an example with `operators` operators (used to mix smaller sizes into a training set).
     pub fn generate_with(&self, operators: usize, rng: &mut dyn RngCore) -> Example {
         let history = self.expansion_history(operators, rng);

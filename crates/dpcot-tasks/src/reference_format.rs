@@ -338,6 +338,16 @@ pub fn verify(
             }
         }
     };
+    if let Task::Arithmetic(a) = task {
+        let operators = Arithmetic::operators_in(example.prompt());
+        if operators > a.operators() {
+            return Err(invalid(format!(
+                "{operators} operators, more than the {} of {}",
+                a.operators(),
+                task.name()
+            )));
+        }
+    }
     if example.tokens.len() > task.max_len() {
         return Err(invalid(format!(
             "{} tokens, longer than the task's maximum {}",
@@ -373,6 +383,34 @@ pub struct FileCheck {
     pub valid: usize,
     /// Every unreadable or invalid line, in line order, each error naming file and line.
     pub problems: Vec<TaskError>,
+    /// Valid lines that are all of another size than the task's (arithmetic: none with the
+    /// task's operator count, so the file is of a smaller size).
+    pub size_mismatch: Option<TaskError>,
+}
+
+/// Arithmetic files of size N hold N-operator expressions, a training file possibly mixed with
+/// smaller ones (the reference's `--under`): an error if none of `examples` has N operators.
+fn size_mismatch<'a>(
+    task: &Task,
+    path: &Path,
+    examples: impl IntoIterator<Item = &'a Example>,
+) -> Option<TaskError> {
+    let Task::Arithmetic(a) = task else {
+        return None;
+    };
+    let most = examples
+        .into_iter()
+        .map(|e| Arithmetic::operators_in(e.prompt()))
+        .max()?;
+    (most < a.operators()).then(|| TaskError::DatasetMismatch {
+        path: path.to_path_buf(),
+        reason: format!(
+            "no example has {} operators (the most is {most}): these are files of a smaller \
+             size than {}",
+            a.operators(),
+            task.name()
+        ),
+    })
 }
 
 impl FileCheck {
@@ -394,18 +432,19 @@ pub fn check_file(
         .into_iter()
         .map(|e| (line_of(&e), e))
         .collect();
-    let mut valid = 0;
+    let mut valid = Vec::new();
     for entry in &file.examples {
         match verify(task, &file, entry) {
-            Ok(_) => valid += 1,
+            Ok(example) => valid.push(example),
             Err(e) => problems.push((entry.line, e)),
         }
     }
     problems.sort_by_key(|(line, _)| *line);
     Ok(FileCheck {
         examples,
-        valid,
+        valid: valid.len(),
         problems: problems.into_iter().map(|(_, e)| e).collect(),
+        size_mismatch: size_mismatch(task, path, &valid),
     })
 }
 
@@ -439,6 +478,29 @@ pub fn import_split(
         .iter()
         .map(|entry| verify(&task, &file, entry))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(mismatch) = size_mismatch(&task, path, &examples) {
+        return Err(mismatch);
+    }
+    if let (Task::Arithmetic(a), Split::Test) = (&task, split) {
+        // Only a training set mixes in smaller expressions; a test split measures size N.
+        let smaller = file
+            .examples
+            .iter()
+            .zip(&examples)
+            .find(|(_, e)| Arithmetic::operators_in(e.prompt()) < a.operators());
+        if let Some((entry, example)) = smaller {
+            return Err(TaskError::InvalidExample {
+                path: path.to_path_buf(),
+                line: entry.line,
+                reason: format!(
+                    "{} operators; a test split of {} holds {}-operator expressions only",
+                    Arithmetic::operators_in(example.prompt()),
+                    task.name(),
+                    a.operators()
+                ),
+            });
+        }
+    }
     // A training file of the reference's `--under` option mixes in smaller operator counts.
     let mix_smaller = match &task {
         Task::Arithmetic(a) => examples.iter().any(|e| {
@@ -742,9 +804,10 @@ mod tests {
         );
         assert!(check.problems[1].to_string().contains("`12`"));
 
-        // Import builds a right chain for each prompt.
+        // Import builds a right chain for each prompt (as a training split: a test split of
+        // arithmetic-4 would refuse the smaller expressions).
         let answers = write(dir.path(), "test_ans.txt", "5\n3\n5\n");
-        let test = import_split(&spec, Split::Test, &prompts, Some(&answers)).unwrap();
+        let test = import_split(&spec, Split::Train, &prompts, Some(&answers)).unwrap();
         assert_eq!(test.examples.len(), 3);
         assert_eq!(
             arithmetic.vocab().decode(&test.examples[0].tokens),
@@ -762,6 +825,56 @@ mod tests {
             .as_deref()
             .unwrap()
             .starts_with("cot-benchmark:"));
+    }
+
+    #[test]
+    fn arithmetic_files_of_another_size_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = generated("arithmetic", 2);
+        export_dir(dir.path(), Some(&train), Some(&test), Existing::Refuse).unwrap();
+        let [train_file, test_file, answers] = reference_files(dir.path());
+
+        // Size 5: every expression has at most 2 operators. Once "20 valid".
+        let (spec5, five) = task("arithmetic", 5);
+        let check = check_file(&five, &test_file, Some(&answers)).unwrap();
+        assert_eq!(
+            check.valid, check.examples,
+            "each line on its own is a right chain"
+        );
+        let mismatch = check
+            .size_mismatch
+            .expect("files of size 2 are not of size 5");
+        assert!(mismatch
+            .to_string()
+            .contains("no example has 5 operators (the most is 2)"));
+        let err = import_split(&spec5, Split::Train, &train_file, None).unwrap_err();
+        assert!(matches!(err, TaskError::DatasetMismatch { .. }), "{err}");
+
+        // Size 1: expressions with 2 operators are longer than the task.
+        let (_, one) = task("arithmetic", 1);
+        let check = check_file(&one, &test_file, Some(&answers)).unwrap();
+        assert_eq!(check.valid, 0);
+        assert!(check.problems[0]
+            .to_string()
+            .contains("2 operators, more than the 1"));
+
+        // A training file may mix in smaller sizes (the reference's --under); a test split
+        // may not. Once imported as a test split with no 3-operator example.
+        let mixed = write(dir.path(), "mixed.txt", "1 + 2 = \n1 + 2 * 3 - 4 = \n");
+        let mixed_answers = write(dir.path(), "mixed_ans.txt", "3\n3\n");
+        let (spec3, _) = task("arithmetic", 3);
+        let err = import_split(&spec3, Split::Test, &mixed, Some(&mixed_answers)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("mixed.txt:1") && text.contains("3-operator expressions only"),
+            "{text}"
+        );
+        let (train3, _) = generated("arithmetic", 3);
+        let written = dir.path().join("three");
+        export_dir(&written, Some(&train3), None, Existing::Refuse).unwrap();
+        let imported =
+            import_split(&spec3, Split::Train, &reference_files(&written)[0], None).unwrap();
+        assert!(imported.header.mix_smaller);
     }
 
     #[test]
