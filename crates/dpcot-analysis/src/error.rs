@@ -53,12 +53,14 @@ pub enum AnalysisError {
     },
 
     /// A worker that did not finish its run.
-    #[error("run `{id}` failed ({status}); its log is {log}")]
+    #[error("run `{id}` failed ({status}){}; its log is {log}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
     RunFailed {
         /// The run's id.
         id: String,
         /// How the worker ended.
         status: String,
+        /// The worker's own error message (the log's last `error: ` line), if it wrote one.
+        reason: Option<String>,
         /// The worker's log.
         log: PathBuf,
     },

@@ -1174,10 +1174,10 @@ mod tests {
         records.extend(search(&lis(16), Sparse, 1, &[(32, 0.5), (64, 0.6)]));
         for (i, record) in records.iter().enumerate() {
             let id = record.key.id();
-            crate::results::write_json_atomic(&shards[i % 2].record(&id), record).unwrap();
+            crate::results::write_record(&shards[i % 2].record(&id), record).unwrap();
             if i == 0 {
                 // The same run in both shards is one run.
-                crate::results::write_json_atomic(&shards[1].record(&id), record).unwrap();
+                crate::results::write_record(&shards[1].record(&id), record).unwrap();
             }
         }
         let mut profile = smoke_profile();

@@ -3,6 +3,7 @@
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
+use dpcot_tasks::atomic::{read_json_sealed, SealedReadError};
 use dpcot_tasks::{DpTask, TaskSpec};
 use dpcot_train::{RunConfig, RunSummary};
 use serde::{Deserialize, Serialize};
@@ -199,12 +200,19 @@ impl Results {
 
 /// Reads a record; its task must build, which the report relies on.
 pub(crate) fn read_record(path: &Path) -> Result<RunRecord, AnalysisError> {
-    let text = std::fs::read_to_string(path).map_err(AnalysisError::io(path))?;
     let invalid = |reason: String| AnalysisError::Record {
         path: path.to_path_buf(),
-        reason,
+        reason: format!(
+            "{reason}; delete it and its run's directory (runs/) to train the run again"
+        ),
     };
-    let record: RunRecord = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let record: RunRecord = read_json_sealed(path).map_err(|e| match e {
+        SealedReadError::Io(source) => AnalysisError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        damaged => invalid(damaged.to_string()),
+    })?;
     record
         .key
         .task
@@ -213,9 +221,10 @@ pub(crate) fn read_record(path: &Path) -> Result<RunRecord, AnalysisError> {
     Ok(record)
 }
 
-/// [`dpcot_tasks::atomic::write_json_atomic`], its error naming the path.
-pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), AnalysisError> {
-    dpcot_tasks::atomic::write_json_atomic(path, value).map_err(AnalysisError::io(path))
+/// A run's record, sealed ([`dpcot_tasks::atomic::write_json_sealed`]) so that any change
+/// to it is told when it is read back.
+pub(crate) fn write_record(path: &Path, record: &RunRecord) -> Result<(), AnalysisError> {
+    dpcot_tasks::atomic::write_json_sealed(path, record).map_err(AnalysisError::io(path))
 }
 
 /// [`dpcot_tasks::atomic::write_atomic`], its error naming the path.

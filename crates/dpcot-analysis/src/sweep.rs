@@ -15,7 +15,7 @@ use dpcot_train::{Backend, Resume, RunConfig, RunJob};
 use indicatif::ProgressBar;
 
 use crate::profile::{Experiment, ModelChoice, Profile, TaskSweep};
-use crate::results::{read_record, write_atomic, write_json_atomic, Results, RunKey, RunRecord};
+use crate::results::{read_record, write_atomic, write_record, Results, RunKey, RunRecord};
 use crate::search::min_passing;
 use crate::worker::WorkerCommand;
 use crate::AnalysisError;
@@ -373,9 +373,16 @@ fn ensure_run(
             .status()
             .map_err(AnalysisError::io(&options.worker.program))?;
         if !status.success() {
+            // The worker's own message says what went wrong and where: pass it on.
+            let reason = std::fs::read_to_string(&log_path).ok().and_then(|log| {
+                log.lines()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("error: ").map(String::from))
+            });
             return Err(AnalysisError::RunFailed {
                 id,
                 status: status.to_string(),
+                reason,
                 log: log_path,
             });
         }
@@ -393,7 +400,7 @@ fn ensure_run(
         summary,
         wall_seconds,
     };
-    write_json_atomic(&record_path, &record)?;
+    write_record(&record_path, &record)?;
     counts.trained.fetch_add(1, Ordering::Relaxed);
     bar.inc(1);
     log_line(

@@ -17,7 +17,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 
 /// Writes `bytes` to `path` atomically, creating the parent directory if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -30,6 +32,87 @@ pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::
     let mut text = serde_json::to_vec_pretty(value)?;
     text.push(b'\n');
     write_atomic(path, &text)
+}
+
+/// The field of a sealed JSON file ([`write_json_sealed`]) that holds its CRC-32.
+pub const SEAL_FIELD: &str = "crc32";
+
+/// The seal's field as it is written, before its value: `"crc32": "`.
+const SEAL_PREFIX: &str = "\"crc32\": \"";
+
+/// The seal's value while the checksum is taken: eight hex digits of zero.
+const SEAL_PLACEHOLDER: &str = "00000000";
+
+/// Writes `value`, which must serialise to a JSON object, like [`write_json_atomic`] with one
+/// more field, [`SEAL_FIELD`]: the CRC-32 (eight hex digits) of the file's own text with those
+/// digits zeroed. The file stays plain JSON (for `jq` and people), and [`read_json_sealed`]
+/// tells any change made to it after it was written, a flipped digit included.
+pub fn write_json_sealed<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
+    let Value::Object(mut object) = serde_json::to_value(value)? else {
+        return Err(std::io::Error::other("only a JSON object can be sealed"));
+    };
+    object.insert(SEAL_FIELD.into(), SEAL_PLACEHOLDER.into());
+    let mut text = serde_json::to_string_pretty(&object)?;
+    text.push('\n');
+    let seal = format!("{:08x}", crc32fast::hash(text.as_bytes()));
+    let at = seal_value(&text).expect("the seal was just written");
+    text.replace_range(at, &seal);
+    write_atomic(path, text.as_bytes())
+}
+
+/// Where the seal's eight hex digits are in `text`, if it holds exactly one seal.
+fn seal_value(text: &str) -> Option<std::ops::Range<usize>> {
+    let start = text.find(SEAL_PREFIX)? + SEAL_PREFIX.len();
+    let unique = !text[start..].contains(SEAL_PREFIX);
+    let digits = text.get(start..start + SEAL_PLACEHOLDER.len())?;
+    (unique && text[start + digits.len()..].starts_with('"')).then_some(start..start + 8)
+}
+
+/// Why a sealed JSON file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SealedReadError {
+    /// The file cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The file is not JSON, or not of the expected shape.
+    #[error("not what was written: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The file parses but was changed after it was written.
+    #[error("checksum mismatch: the file was changed after it was written")]
+    Checksum,
+}
+
+/// Reads a file written by [`write_json_sealed`], checking its seal. A file without the seal
+/// field (written before files were sealed, or by hand) is read as it is, unless it has a
+/// field whose name is the seal's with one byte changed: a damaged seal.
+pub fn read_json_sealed<T: DeserializeOwned>(path: &Path) -> Result<T, SealedReadError> {
+    let text = String::from_utf8(std::fs::read(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut value: Value = serde_json::from_str(&text)?;
+    if let Value::Object(object) = &mut value {
+        let damaged_name = |key: &String| {
+            key.len() == SEAL_FIELD.len()
+                && key
+                    .bytes()
+                    .zip(SEAL_FIELD.bytes())
+                    .filter(|(a, b)| a != b)
+                    .count()
+                    == 1
+        };
+        if object.keys().any(damaged_name) {
+            return Err(SealedReadError::Checksum);
+        }
+        if let Some(seal) = object.remove(SEAL_FIELD) {
+            let at = seal_value(&text).ok_or(SealedReadError::Checksum)?;
+            let mut unsealed = text.clone();
+            unsealed.replace_range(at.clone(), SEAL_PLACEHOLDER);
+            let expected = format!("{:08x}", crc32fast::hash(unsealed.as_bytes()));
+            if seal.as_str() != Some(expected.as_str()) || text[at] != expected {
+                return Err(SealedReadError::Checksum);
+            }
+        }
+    }
+    Ok(serde_json::from_value(value)?)
 }
 
 /// Writes `path` atomically from what `body` writes into a buffered writer, for files too large
@@ -174,5 +257,63 @@ mod tests {
         let atomic = dir.path().join("atomic");
         write_atomic(&atomic, b"x").unwrap();
         assert_eq!(mode(&atomic), mode(&ordinary), "{:o}", mode(&atomic));
+    }
+
+    #[test]
+    fn a_sealed_file_reads_back_and_any_change_is_told() {
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        struct Run {
+            steps: u32,
+            accuracy: f64,
+            kinds: std::collections::BTreeMap<String, u32>,
+            name: String,
+        }
+        let run = Run {
+            steps: 300,
+            accuracy: 0.955,
+            kinds: [("wrong_value".to_string(), 9)].into(),
+            name: "lis-4".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        write_json_sealed(&path, &run).unwrap();
+        assert_eq!(read_json_sealed::<Run>(&path).unwrap(), run);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"crc32\""), "{text}");
+
+        // Every byte changed (to each of a few others) is caught: digits, letters, the
+        // seal's value and its name included.
+        let bytes = text.as_bytes();
+        for i in 0..bytes.len() {
+            for replacement in [b'0', b'7', b'a', b' ', b'"'] {
+                if bytes[i] == replacement {
+                    continue;
+                }
+                let mut changed = bytes.to_vec();
+                changed[i] = replacement;
+                std::fs::write(&path, &changed).unwrap();
+                if let Ok(read) = read_json_sealed::<Run>(&path) {
+                    // Only a change outside the content may pass: whitespace for whitespace.
+                    assert!(
+                        bytes[i].is_ascii_whitespace() && replacement == b' ',
+                        "byte {i} changed to {:?} was read: {read:?}",
+                        replacement as char
+                    );
+                }
+            }
+        }
+        std::fs::write(&path, "{\"steps\": 1").unwrap();
+        assert!(matches!(
+            read_json_sealed::<Run>(&path),
+            Err(SealedReadError::Json(_))
+        ));
+
+        // Files from before sealing read as they are.
+        std::fs::write(
+            &path,
+            r#"{"steps": 1, "accuracy": 0.5, "kinds": {}, "name": "x"}"#,
+        )
+        .unwrap();
+        assert_eq!(read_json_sealed::<Run>(&path).unwrap().steps, 1);
     }
 }

@@ -10,10 +10,10 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dpcot_tasks::atomic::{write_atomic, write_json_atomic};
+use dpcot_tasks::atomic::{read_json_sealed, write_atomic, write_json_sealed, SealedReadError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -163,31 +163,48 @@ impl MetricsLog {
 }
 
 /// Keeps the metric lines that `keep` accepts (those up to the checkpoint a run resumes from).
+/// A last line without its newline was cut short by a kill and goes; any other line that does
+/// not parse is an error naming it, since the log was changed after it was written.
 fn truncate_metrics(path: &Path, keep: impl Fn(&MetricsLine) -> bool) -> Result<(), TrainError> {
-    let Ok(file) = File::open(path) else {
-        return Ok(());
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::io(path)(e)),
     };
+    let complete = text.rfind('\n').map_or("", |end| &text[..end + 1]);
     let mut kept = String::new();
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(TrainError::io(path))?;
-        if let Ok(parsed) = serde_json::from_str::<MetricsLine>(&line) {
-            if keep(&parsed) {
-                kept.push_str(&line);
-                kept.push('\n');
-            }
+    for (i, line) in complete.lines().enumerate() {
+        let parsed: MetricsLine = serde_json::from_str(line).map_err(|e| TrainError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "line {}: {e}; the log was changed after it was written: delete the run's \
+                 directory to train it again",
+                i + 1
+            ),
+        })?;
+        if keep(&parsed) {
+            kept.push_str(line);
+            kept.push('\n');
         }
     }
     write_atomic(path, kept.as_bytes()).map_err(TrainError::io(path))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
-    write_json_atomic(path, value).map_err(TrainError::io(path))
+    write_json_sealed(path, value).map_err(TrainError::io(path))
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    read_json_sealed(path).map_err(|e| match e {
+        SealedReadError::Io(source) => TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        damaged => TrainError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{damaged}; the run cannot be trusted: delete its directory to train it again"
+            ),
+        },
     })
 }
