@@ -131,6 +131,9 @@ enum Damage {
     /// One byte flipped (all bits), at a seeded position.
     Flipped(u64),
     LineAppended,
+    /// One ASCII digit changed to another, at a seeded one of the file's digits: the damage
+    /// that keeps a JSON file parsing.
+    DigitChanged(u64),
 }
 
 impl Damage {
@@ -144,6 +147,14 @@ impl Damage {
                 bytes[at] ^= 0xff;
             }
             Damage::LineAppended => bytes.extend_from_slice(b"{\"step\": 1, oops\n"),
+            Damage::DigitChanged(seed) => {
+                let digits: Vec<usize> = (0..bytes.len())
+                    .filter(|&i| bytes[i].is_ascii_digit())
+                    .collect();
+                let at = digits
+                    [rand_chacha::ChaCha8Rng::seed_from_u64(seed).random_range(0..digits.len())];
+                bytes[at] = b'0' + (bytes[at] - b'0' + 1) % 10;
+            }
         }
         std::fs::write(path, bytes).unwrap();
     }
@@ -192,6 +203,7 @@ fn kinds() -> Vec<Kind> {
 fn damages() -> Vec<Damage> {
     let mut all = vec![Damage::Truncated, Damage::Emptied, Damage::LineAppended];
     all.extend((1..=4).map(Damage::Flipped));
+    all.extend((1..=4).map(Damage::DigitChanged));
     all
 }
 
@@ -245,6 +257,7 @@ fn every_damaged_file_is_an_error_naming_it_or_is_repaired_and_no_other_run_chan
                     problems.push(format!("{what}: the error does not name {name}\n{stderr}"));
                 }
             } else if records(&case) == expected {
+                eprintln!("repaired: {what}");
                 repaired += 1;
             } else {
                 problems.push(format!("{what}: succeeded with other results"));
@@ -260,4 +273,86 @@ fn every_damaged_file_is_an_error_naming_it_or_is_repaired_and_no_other_run_chan
          undamaged results, 0 panics, 0 other runs changed",
         errors + repaired
     );
+}
+
+/// A full disk while a checkpoint is written (a file-size limit, `ulimit -f`, on the worker):
+/// the run stops with an error naming the file, and the previous checkpoint is left whole.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_during_a_checkpoint_leaves_the_previous_one() {
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = [
+        "train",
+        "--task",
+        "lis",
+        "--size",
+        "4",
+        "--d-model",
+        "16",
+        "--steps",
+        "40",
+        "--eval-every",
+        "10",
+        "--validation-examples",
+        "16",
+        "--test-examples",
+        "16",
+        "--out",
+        "run",
+    ];
+    let out = dpcot(d, &[&train[..], &["--halt-after", "20"]].concat());
+    assert!(
+        text(&out.stderr).contains("halted after step 20"),
+        "{}",
+        text(&out.stderr)
+    );
+    let checkpoint = d.join("run/checkpoint.bin");
+    let good = std::fs::read(&checkpoint).unwrap();
+    let limit = good.len() as u64 - 1;
+
+    let mut resume = Command::new(env!("CARGO_BIN_EXE_dpcot"));
+    resume
+        .args(["--quiet"])
+        .args(train)
+        .arg("--resume")
+        .current_dir(d);
+    // SAFETY: between fork and exec, only setrlimit and signal, both async-signal-safe.
+    unsafe {
+        resume.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // A write past the limit then fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = resume.output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("checkpoint.bin") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        good,
+        "the checkpoint changed"
+    );
+    let names: Vec<String> = std::fs::read_dir(d.join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+
+    // With room again, the run resumes from it and finishes.
+    let out = dpcot(d, &[&train[..], &["--resume"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

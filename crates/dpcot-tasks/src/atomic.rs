@@ -37,8 +37,8 @@ pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::
 /// The field of a sealed JSON file ([`write_json_sealed`]) that holds its CRC-32.
 pub const SEAL_FIELD: &str = "crc32";
 
-/// The seal's field as it is written, before its value: `"crc32": "`.
-const SEAL_PREFIX: &str = "\"crc32\": \"";
+/// The seal's field as it is written, before its value: `"crc32":`.
+const SEAL_KEY: &str = "\"crc32\":";
 
 /// The seal's value while the checksum is taken: eight hex digits of zero.
 const SEAL_PLACEHOLDER: &str = "00000000";
@@ -48,24 +48,49 @@ const SEAL_PLACEHOLDER: &str = "00000000";
 /// digits zeroed. The file stays plain JSON (for `jq` and people), and [`read_json_sealed`]
 /// tells any change made to it after it was written, a flipped digit included.
 pub fn write_json_sealed<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
+    write_atomic(path, seal(value, true)?.as_bytes())
+}
+
+/// `value` as one line of compact JSON (no newline) with its seal, for logs of sealed lines;
+/// [`read_sealed_line`] reads it back.
+pub fn sealed_line<T: Serialize + ?Sized>(value: &T) -> std::io::Result<String> {
+    seal(value, false)
+}
+
+/// `value` (a JSON object) with the seal field added, its checksum taken over the whole text:
+/// pretty-printed with a final newline (a file), or compact on one line without one (a line).
+fn seal<T: Serialize + ?Sized>(value: &T, pretty: bool) -> std::io::Result<String> {
     let Value::Object(mut object) = serde_json::to_value(value)? else {
         return Err(std::io::Error::other("only a JSON object can be sealed"));
     };
     object.insert(SEAL_FIELD.into(), SEAL_PLACEHOLDER.into());
-    let mut text = serde_json::to_string_pretty(&object)?;
-    text.push('\n');
-    let seal = format!("{:08x}", crc32fast::hash(text.as_bytes()));
+    let mut text = if pretty {
+        serde_json::to_string_pretty(&object)?
+    } else {
+        serde_json::to_string(&object)?
+    };
+    if pretty {
+        text.push('\n');
+    }
     let at = seal_value(&text).expect("the seal was just written");
-    text.replace_range(at, &seal);
-    write_atomic(path, text.as_bytes())
+    let crc = format!("{:08x}", crc32fast::hash(text.as_bytes()));
+    text.replace_range(at, &crc);
+    Ok(text)
 }
 
 /// Where the seal's eight hex digits are in `text`, if it holds exactly one seal.
 fn seal_value(text: &str) -> Option<std::ops::Range<usize>> {
-    let start = text.find(SEAL_PREFIX)? + SEAL_PREFIX.len();
-    let unique = !text[start..].contains(SEAL_PREFIX);
-    let digits = text.get(start..start + SEAL_PLACEHOLDER.len())?;
-    (unique && text[start + digits.len()..].starts_with('"')).then_some(start..start + 8)
+    let name = text.find(SEAL_KEY)?;
+    if text[name + SEAL_KEY.len()..].contains(SEAL_KEY) {
+        return None;
+    }
+    let after = &text[name + SEAL_KEY.len()..];
+    let value = after.trim_start().strip_prefix('"')?;
+    let start = text.len() - value.len();
+    let digits = value.get(..SEAL_PLACEHOLDER.len())?;
+    value[digits.len()..]
+        .starts_with('"')
+        .then_some(start..start + digits.len())
 }
 
 /// Why a sealed JSON file cannot be read.
@@ -88,7 +113,16 @@ pub enum SealedReadError {
 pub fn read_json_sealed<T: DeserializeOwned>(path: &Path) -> Result<T, SealedReadError> {
     let text = String::from_utf8(std::fs::read(path)?)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let mut value: Value = serde_json::from_str(&text)?;
+    unseal(&text)
+}
+
+/// Reads one line written by [`sealed_line`] (without its newline), checking its seal.
+pub fn read_sealed_line<T: DeserializeOwned>(line: &str) -> Result<T, SealedReadError> {
+    unseal(line)
+}
+
+fn unseal<T: DeserializeOwned>(text: &str) -> Result<T, SealedReadError> {
+    let mut value: Value = serde_json::from_str(text)?;
     if let Value::Object(object) = &mut value {
         let damaged_name = |key: &String| {
             key.len() == SEAL_FIELD.len()
@@ -103,8 +137,8 @@ pub fn read_json_sealed<T: DeserializeOwned>(path: &Path) -> Result<T, SealedRea
             return Err(SealedReadError::Checksum);
         }
         if let Some(seal) = object.remove(SEAL_FIELD) {
-            let at = seal_value(&text).ok_or(SealedReadError::Checksum)?;
-            let mut unsealed = text.clone();
+            let at = seal_value(text).ok_or(SealedReadError::Checksum)?;
+            let mut unsealed = text.to_string();
             unsealed.replace_range(at.clone(), SEAL_PLACEHOLDER);
             let expected = format!("{:08x}", crc32fast::hash(unsealed.as_bytes()));
             if seal.as_str() != Some(expected.as_str()) || text[at] != expected {
@@ -307,6 +341,12 @@ mod tests {
             read_json_sealed::<Run>(&path),
             Err(SealedReadError::Json(_))
         ));
+
+        // One line of a log, the same way.
+        let line = sealed_line(&run).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(read_sealed_line::<Run>(&line).unwrap(), run);
+        assert!(read_sealed_line::<Run>(&line.replacen("300", "301", 1)).is_err());
 
         // Files from before sealing read as they are.
         std::fs::write(

@@ -49,6 +49,10 @@ pub struct Progress {
     /// How the run ended, once it has: resuming an ended run trains no further.
     #[serde(default)]
     pub ending: Option<RunEnding>,
+    /// Lines written to `metrics.jsonl` when the checkpoint was saved, so that a resume can
+    /// tell a log cut short. `None` in checkpoints from before it was recorded.
+    #[serde(default)]
+    pub metrics_lines: Option<usize>,
 }
 
 /// What a checkpoint says about itself.

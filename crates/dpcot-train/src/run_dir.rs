@@ -13,7 +13,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dpcot_tasks::atomic::{read_json_sealed, write_atomic, write_json_sealed, SealedReadError};
+use dpcot_tasks::atomic::{
+    read_json_sealed, read_sealed_line, sealed_line, write_atomic, write_json_sealed,
+    SealedReadError,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -126,21 +129,20 @@ impl RunDir {
     /// final evaluations are written again.
     pub fn open_metrics(&self, resumed: Option<&Progress>) -> Result<MetricsLog, TrainError> {
         let path = self.metrics();
-        match resumed {
-            Some(progress) => truncate_metrics(&path, |line| {
-                line.step() < progress.step
-                    || (line.step() == progress.step
-                        && (progress.ending.is_none() || matches!(line, MetricsLine::Train { .. })))
-            })?,
-            // A missing file is what we want.
-            None => drop(std::fs::remove_file(&path)),
-        }
+        let lines = match resumed {
+            Some(progress) => truncate_metrics(&path, progress)?,
+            None => {
+                // A missing file is what we want.
+                drop(std::fs::remove_file(&path));
+                0
+            }
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(TrainError::io(&path))?;
-        Ok(MetricsLog { file, path })
+        Ok(MetricsLog { file, path, lines })
     }
 }
 
@@ -149,45 +151,72 @@ impl RunDir {
 pub struct MetricsLog {
     file: File,
     path: PathBuf,
+    lines: usize,
 }
 
 impl MetricsLog {
-    /// Appends one line.
+    /// Appends one line, sealed ([`sealed_line`]) so that a change to it is told on resume.
     pub fn append(&mut self, line: &MetricsLine) -> Result<(), TrainError> {
-        let mut text = serde_json::to_string(line).expect("metrics serialise");
+        let mut text = sealed_line(line).map_err(TrainError::io(&self.path))?;
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
-            .map_err(TrainError::io(&self.path))
+            .map_err(TrainError::io(&self.path))?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Lines in the log, the ones kept from before a resume included (what a checkpoint
+    /// records, so that a resume can tell a log cut short).
+    pub fn lines(&self) -> usize {
+        self.lines
     }
 }
 
-/// Keeps the metric lines that `keep` accepts (those up to the checkpoint a run resumes from).
-/// A last line without its newline was cut short by a kill and goes; any other line that does
-/// not parse is an error naming it, since the log was changed after it was written.
-fn truncate_metrics(path: &Path, keep: impl Fn(&MetricsLine) -> bool) -> Result<(), TrainError> {
+/// Cuts the log back to the checkpoint `progress` a run resumes from: the lines up to its step
+/// (for an ended run, without the evaluations at its last step, which are written again);
+/// returns how many are kept. A last line without its newline was cut short by a kill and
+/// goes; a line whose seal does not hold, or fewer lines than the checkpoint recorded, is an
+/// error naming the log: it was changed or cut after it was written.
+fn truncate_metrics(path: &Path, progress: &Progress) -> Result<usize, TrainError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(TrainError::io(path)(e)),
     };
+    let damaged = |reason: String| TrainError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!(
+            "{reason}; the log was changed after it was written: delete the run's directory to \
+             train it again"
+        ),
+    };
     let complete = text.rfind('\n').map_or("", |end| &text[..end + 1]);
-    let mut kept = String::new();
+    let (mut kept, mut count) = (String::new(), 0);
+    let total = complete.lines().count();
+    if let Some(written) = progress.metrics_lines.filter(|&written| total < written) {
+        return Err(damaged(format!(
+            "{total} lines, where the checkpoint of step {} recorded {written}",
+            progress.step
+        )));
+    }
     for (i, line) in complete.lines().enumerate() {
-        let parsed: MetricsLine = serde_json::from_str(line).map_err(|e| TrainError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!(
-                "line {}: {e}; the log was changed after it was written: delete the run's \
-                 directory to train it again",
-                i + 1
-            ),
-        })?;
-        if keep(&parsed) {
+        let parsed: MetricsLine =
+            read_sealed_line(line).map_err(|e| damaged(format!("line {}: {e}", i + 1)))?;
+        if parsed.step() > progress.step {
+            continue;
+        }
+        let final_evaluation = progress.ending.is_some()
+            && parsed.step() == progress.step
+            && !matches!(parsed, MetricsLine::Train { .. });
+        if !final_evaluation {
             kept.push_str(line);
             kept.push('\n');
+            count += 1;
         }
     }
-    write_atomic(path, kept.as_bytes()).map_err(TrainError::io(path))
+    write_atomic(path, kept.as_bytes()).map_err(TrainError::io(path))?;
+    Ok(count)
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {

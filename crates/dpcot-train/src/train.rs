@@ -114,6 +114,7 @@ pub fn train(
         if options.halt_after.is_some_and(|h| progress.step >= h) {
             // Halted on request: the checkpoint holds everything to resume.
             bar.finish_and_clear();
+            progress.metrics_lines = Some(metrics.lines());
             checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
             return Err(TrainError::Halted {
                 step: progress.step,
@@ -220,10 +221,12 @@ pub fn train(
             ));
         }
         if checkpointing && progress.ending.is_none() {
+            progress.metrics_lines = Some(metrics.lines());
             checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
         }
     }
     bar.finish_and_clear();
+    progress.metrics_lines = Some(metrics.lines());
     checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
     let step = progress.step;
 
