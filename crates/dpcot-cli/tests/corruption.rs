@@ -275,6 +275,55 @@ fn every_damaged_file_is_an_error_naming_it_or_is_repaired_and_no_other_run_chan
     );
 }
 
+#[test]
+fn every_damaged_dataset_file_is_refused_naming_it_before_a_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let generate = [
+        "generate", "--task", "lis", "--size", "4", "--train", "80", "--test", "20", "--out",
+        "base",
+    ];
+    assert!(dpcot(d, &generate).status.success());
+    let mut cases = 0;
+    for file in ["train.txt", "test.txt"] {
+        for damage in damages() {
+            let data = d.join("data");
+            let _ = std::fs::remove_dir_all(&data);
+            copy_dir(&d.join("base"), &data);
+            damage.apply(&data.join(file));
+            let out = dpcot(
+                d,
+                &[
+                    "train",
+                    "--task",
+                    "lis",
+                    "--size",
+                    "4",
+                    "--data",
+                    "data",
+                    "--validation-examples",
+                    "10",
+                    "--d-model",
+                    "8",
+                    "--steps",
+                    "2",
+                    "--out",
+                    "run",
+                ],
+            );
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{file} {damage:?}: {stderr}");
+            assert!(stderr.contains(file), "{file} {damage:?}: {stderr}");
+            assert!(
+                !d.join("run").exists(),
+                "{file} {damage:?}: a run was started"
+            );
+            cases += 1;
+        }
+    }
+    eprintln!("{cases} damaged datasets, each refused naming its file");
+}
+
 /// A full disk while a checkpoint is written (a file-size limit, `ulimit -f`, on the worker):
 /// the run stops with an error naming the file, and the previous checkpoint is left whole.
 #[cfg(target_os = "linux")]

@@ -81,6 +81,12 @@ pub struct DatasetHeader {
     /// generated data (and in files written before the field existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// CRC-32 (eight hex digits) of every byte after the header line, so that an example
+    /// changed after writing is told: set by [`Dataset::write`] whatever the value given,
+    /// checked and cleared by [`Dataset::read`] (it belongs to the file, not to the data).
+    /// Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples_crc32: Option<String>,
 }
 
 /// One split of a dataset, in memory.
@@ -150,6 +156,7 @@ pub fn generate(
         max_len: task.max_len(),
         vocab: task.vocab().words().to_vec(),
         source: None,
+        examples_crc32: None,
     };
     Ok((
         Dataset {
@@ -170,20 +177,34 @@ impl Dataset {
     }
 
     /// Writes the dataset atomically: a temporary file in the same directory, then a rename.
+    /// The header line is sealed ([`crate::atomic::sealed_line`]) and carries the CRC-32 of
+    /// the example lines, taken in a first pass over them.
     pub fn write(&self, path: &Path) -> Result<(), TaskError> {
         let task = self.task()?;
+        let vocab = task.vocab();
+        // `<eos>` is left out, as in the reference files; the reader appends it.
+        let line = |example: &Example| {
+            let body = example
+                .tokens
+                .strip_suffix(&[EOS])
+                .unwrap_or(&example.tokens);
+            let mut line = vocab.decode(body);
+            line.push('\n');
+            line
+        };
+        let mut crc = crc32fast::Hasher::new();
+        for example in &self.examples {
+            crc.update(line(example).as_bytes());
+        }
+        let header = DatasetHeader {
+            examples_crc32: Some(format!("{:08x}", crc.finalize())),
+            ..self.header.clone()
+        };
         write_atomic(path, |out| {
-            serde_json::to_writer(&mut *out, &self.header)?;
+            out.write_all(crate::atomic::sealed_line(&header)?.as_bytes())?;
             out.write_all(b"\n")?;
-            let vocab = task.vocab();
             for example in &self.examples {
-                // `<eos>` is left out, as in the reference files; the reader appends it.
-                let body = example
-                    .tokens
-                    .strip_suffix(&[EOS])
-                    .unwrap_or(&example.tokens);
-                out.write_all(vocab.decode(body).as_bytes())?;
-                out.write_all(b"\n")?;
+                out.write_all(line(example).as_bytes())?;
             }
             Ok(())
         })
@@ -202,7 +223,7 @@ impl Dataset {
             .next()
             .ok_or_else(|| malformed(1, "empty file, expected a dataset header".into()))?
             .map_err(TaskError::io(path))?;
-        let header: DatasetHeader = serde_json::from_str(&first)
+        let mut header: DatasetHeader = crate::atomic::read_sealed_line(&first)
             .map_err(|e| malformed(1, format!("not a dpcot dataset header: {e}")))?;
         if header.format != FORMAT || header.version != VERSION {
             return Err(malformed(
@@ -230,9 +251,12 @@ impl Dataset {
         // The header's count is not trusted with an allocation: a damaged one could ask for
         // terabytes. The count is checked against the lines read below.
         let mut examples = Vec::with_capacity(header.count.min(1 << 16));
+        let mut crc = crc32fast::Hasher::new();
         for (i, line) in lines.enumerate() {
             let number = i + 2;
             let line = line.map_err(TaskError::io(path))?;
+            crc.update(line.as_bytes());
+            crc.update(b"\n");
             if line.trim().is_empty() {
                 continue;
             }
@@ -256,6 +280,16 @@ impl Dataset {
                 path: path.to_path_buf(),
                 expected: header.count,
                 found: examples.len(),
+            });
+        }
+        let crc = format!("{:08x}", crc.finalize());
+        if header
+            .examples_crc32
+            .take()
+            .is_some_and(|written| written != crc)
+        {
+            return Err(TaskError::DamagedDataset {
+                path: path.to_path_buf(),
             });
         }
         Ok(Self { header, examples })
@@ -480,13 +514,32 @@ mod tests {
         let message = Dataset::read(&path).unwrap_err().to_string();
         assert!(message.contains("truncated"), "{message}");
 
-        // A damaged count asks for no allocation of its size.
-        let huge = text.replacen("\"count\":20", "\"count\":1000000000000000", 1);
-        assert_ne!(huge, text);
-        std::fs::write(&path, huge).unwrap();
+        // A damaged count asks for no allocation of its size (in a header without the seal
+        // that would tell the damage, as files from before sealing are).
+        let (header, body) = text.split_once('\n').unwrap();
+        let mut legacy: serde_json::Value = serde_json::from_str(header).unwrap();
+        let fields = legacy.as_object_mut().unwrap();
+        fields.remove("crc32");
+        fields.remove("examples_crc32");
+        fields.insert("count".into(), 1_000_000_000_000_000u64.into());
+        std::fs::write(&path, format!("{legacy}\n{body}")).unwrap();
         assert!(matches!(
             Dataset::read(&path),
             Err(TaskError::ExampleCountMismatch { found: 20, .. })
+        ));
+
+        // An example changed after writing, though still a valid line: told by its checksum.
+        let changed = text.replacen(" <sep> 1 ", " <sep> 2 ", 1);
+        assert_ne!(changed, text);
+        std::fs::write(&path, &changed).unwrap();
+        let err = Dataset::read(&path).unwrap_err();
+        assert!(matches!(err, TaskError::DamagedDataset { .. }), "{err}");
+        // And a header changed, by its seal.
+        let header = text.replacen("\"seed\":", "\"seed\":1", 1);
+        std::fs::write(&path, &header).unwrap();
+        assert!(matches!(
+            Dataset::read(&path),
+            Err(TaskError::MalformedDataset { line: 1, .. })
         ));
 
         // A line added to a complete file is not called a truncation.

@@ -121,6 +121,14 @@ pub enum TaskError {
         found: usize,
     },
 
+    /// A dataset file whose examples were changed after it was written (their checksum does
+    /// not hold).
+    #[error("{path}: the examples were changed after the file was written (checksum mismatch); generate the dataset again")]
+    DamagedDataset {
+        /// The dataset file.
+        path: PathBuf,
+    },
+
     /// A dataset generated for another task, size or split than the one asked for.
     #[error("{path}: dataset does not match what was asked: {reason}")]
     DatasetMismatch {

@@ -530,6 +530,7 @@ pub fn import_split(
             max_len: task.max_len(),
             vocab: task.vocab().words().to_vec(),
             source: Some(source),
+            examples_crc32: None,
         },
         examples,
     })
