@@ -233,8 +233,11 @@ proptest! {
         softmax_case([batch, 2, l, l], 1.0 / 8f32.sqrt(), causal, magnitude, seed);
     }
 
+    // From d = 3: for d = 1 and 2 the input gradient is 0 in exact arithmetic (the normalised
+    // row is constant, ±1), so both sides compute rounding noise of size ε·|dy|/σ, which
+    // exceeded the tolerance for two close values (|Δx| ≪ 1 with |x| ≈ 20).
     #[test]
-    fn layer_norm_agrees_on_random_shapes(rows in 1usize..30, d in 1usize..80, magnitude in 0.1f32..50.0, seed: u64) {
+    fn layer_norm_agrees_on_random_shapes(rows in 1usize..30, d in 3usize..80, magnitude in 0.1f32..50.0, seed: u64) {
         layer_norm_case(rows, d, magnitude, seed);
     }
 
