@@ -221,7 +221,7 @@ impl Test<'_> {
         let submitted = Instant::now();
         let array = self.submit_sweep(&results, &format!("1-{}", self.shards))?;
         let report = self.submit_report(&results, array)?;
-        let victim = self.cluster.watch(
+        let (index, run) = self.cluster.watch(
             &[array, report],
             submitted,
             self.timeout,
@@ -230,10 +230,9 @@ impl Test<'_> {
                 if tasks.iter().filter(|t| t.job == array).all(Task::ended) {
                     bail!("every task of the array ended before one could be cancelled mid-run");
                 }
-                self.mid_run(array, &results)
+                Ok(self.mid_run(array, &results))
             },
         )?;
-        let (index, run) = victim;
         eprintln!(
             "   task {array}_{index} has finished a run and is training {run} past its first \
              checkpoint"
@@ -310,7 +309,7 @@ impl Test<'_> {
 
     /// An array task of `array` that has finished a run of its own and is training another
     /// past its first checkpoint: its index and that run's id.
-    fn mid_run(&self, array: JobId, results: &Path) -> Result<Option<(u32, String)>> {
+    fn mid_run(&self, array: JobId, results: &Path) -> Option<(u32, String)> {
         for (index, run) in workers(array) {
             let finished_one = std::fs::read_to_string(self.sweep_output(array, index))
                 .is_ok_and(|out| out.contains(" at step "));
@@ -319,10 +318,10 @@ impl Test<'_> {
                 && run_dir.join("checkpoint.bin").exists()
                 && !run_dir.join("summary.json").exists()
             {
-                return Ok(Some((index, run)));
+                return Some((index, run));
             }
         }
-        Ok(None)
+        None
     }
 
     /// `sbatch` of deploy/slurm/sweep.sbatch with the test's settings: the array `indices`.

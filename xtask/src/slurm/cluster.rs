@@ -105,7 +105,8 @@ impl Programs {
                 args.join(" ")
             );
         }
-        let programs = Self::find().context("installed slurm-wlm and munge")?;
+        let programs = Self::find()
+            .context("apt-get installed slurm-wlm and munge, yet programs are missing")?;
         Ok((programs, true))
     }
 
