@@ -221,7 +221,9 @@ impl Test<'_> {
         let submitted = Instant::now();
         let array = self.submit_sweep(&results, &format!("1-{}", self.shards))?;
         let report = self.submit_report(&results, array)?;
-        let (index, run) = self.cluster.watch(
+        // A task found training past a checkpoint is suspended, and cancelled only if the run
+        // is still unfinished once its processes have stopped: a cancel is never too late.
+        let (index, run, first_metrics) = self.cluster.watch(
             &[array, report],
             submitted,
             self.timeout,
@@ -230,12 +232,34 @@ impl Test<'_> {
                 if tasks.iter().filter(|t| t.job == array).all(Task::ended) {
                     bail!("every task of the array ended before one could be cancelled mid-run");
                 }
-                Ok(self.mid_run(array, &results))
+                let Some(worker) = self.mid_run(array, &results) else {
+                    return Ok(None);
+                };
+                let task = format!("{array}_{}", worker.index);
+                self.cluster.suspend(&task, false)?;
+                let started = Instant::now();
+                while !stopped(worker.pid) {
+                    ensure!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "task {task} was suspended, but its worker (pid {}) did not stop",
+                        worker.pid
+                    );
+                    std::thread::sleep(cluster::POLL);
+                }
+                if unfinished(&results, &worker.run) {
+                    // Its first metrics line holds a measured speed: a run resumed from its
+                    // checkpoint keeps the line, one trained again from step 0 would not.
+                    let metrics = results.join("runs").join(&worker.run).join("metrics.jsonl");
+                    return Ok(Some((worker.index, worker.run, first_line(&metrics)?)));
+                }
+                // The run ended before the task stopped; wait for another.
+                self.cluster.suspend(&task, true)?;
+                Ok(None)
             },
         )?;
         eprintln!(
-            "   task {array}_{index} has finished a run and is training {run} past its first \
-             checkpoint"
+            "   task {array}_{index} has finished a run and is suspended while training {run} \
+             past its first checkpoint"
         );
         self.cluster.scancel(&format!("{array}_{index}"))?;
         let tasks = self.cluster.wait(
@@ -248,9 +272,10 @@ impl Test<'_> {
             Some(i) if i == index => "CANCELLED",
             _ => "COMPLETED",
         })?;
-        let run_dir = results.join("runs").join(&run);
-        let interrupted = !results.join("records").join(format!("{run}.json")).exists()
-            && !run_dir.join("summary.json").exists();
+        ensure!(
+            unfinished(&results, &run),
+            "run {run} finished although its task was cancelled while suspended mid-run"
+        );
         let partial = Outcome::load(&results)?;
         let missing = reference.runs().saturating_sub(partial.runs());
         ensure!(
@@ -274,18 +299,13 @@ impl Test<'_> {
             "the resubmitted task and its report",
         )?;
         self.expect_states(&tasks, |_| "COMPLETED")?;
-        let resumed = std::fs::read_to_string(results.join("jobs").join(format!("{run}.json")))
-            .ok()
-            .and_then(|job| serde_json::from_str::<serde_json::Value>(&job).ok())
-            .and_then(|job| job["resume"].as_bool())
-            == Some(true);
-        if interrupted {
-            ensure!(
-                resumed,
-                "run {run} was interrupted with a checkpoint, but the resubmitted task did not \
-                 resume it"
-            );
-        }
+        let metrics = results.join("runs").join(&run).join("metrics.jsonl");
+        ensure!(
+            first_line(&metrics)? == first_metrics,
+            "run {run} was interrupted past a checkpoint, but the resubmitted task trained it \
+             again from the start instead of resuming it ({} changed)",
+            metrics.display()
+        );
         let summary = last_line_with(&self.sweep_output(again, index), "already recorded")
             .unwrap_or_else(|| "(no summary line in its output)".into());
         let outcome = Outcome::load(&results)?;
@@ -294,34 +314,24 @@ impl Test<'_> {
             "   records and report tables equal the reference's ({} runs)",
             outcome.runs()
         );
-        Ok(if interrupted {
-            format!(
-                "task {array}_{index} cancelled while training {run} past a checkpoint; \
-                 resubmitted, it resumed that run from its checkpoint ({summary})"
-            )
-        } else {
-            format!(
-                "task {array}_{index} cancelled just as {run} finished (no run was resumed \
-                 from a checkpoint this time); resubmitted: {summary}"
-            )
-        })
+        Ok(format!(
+            "task {array}_{index} cancelled while training {run} past a checkpoint; \
+             resubmitted, it resumed that run from its checkpoint, the metrics before it kept \
+             ({summary})"
+        ))
     }
 
-    /// An array task of `array` that has finished a run of its own and is training another
-    /// past its first checkpoint: its index and that run's id.
-    fn mid_run(&self, array: JobId, results: &Path) -> Option<(u32, String)> {
-        for (index, run) in workers(array) {
-            let finished_one = std::fs::read_to_string(self.sweep_output(array, index))
+    /// A worker of an array task of `array` that has finished a run of its own and is training
+    /// another past its first checkpoint.
+    fn mid_run(&self, array: JobId, results: &Path) -> Option<Worker> {
+        workers(array).into_iter().find(|worker| {
+            let finished_one = std::fs::read_to_string(self.sweep_output(array, worker.index))
                 .is_ok_and(|out| out.contains(" at step "));
-            let run_dir = results.join("runs").join(&run);
-            if finished_one
+            let run_dir = results.join("runs").join(&worker.run);
+            finished_one
                 && run_dir.join("checkpoint.bin").exists()
-                && !run_dir.join("summary.json").exists()
-            {
-                return Some((index, run));
-            }
-        }
-        None
+                && unfinished(results, &worker.run)
+        })
     }
 
     /// `sbatch` of deploy/slurm/sweep.sbatch with the test's settings: the array `indices`.
@@ -429,16 +439,27 @@ fn expect_equal(reference: &Outcome, outcome: &Outcome, results: &Path) -> Resul
     )
 }
 
-/// The `dpcot worker` processes of the array job `array`: the task each belongs to, and the
-/// id of the run it trains (its job file is `jobs/<id>.json`). Found in /proc, by the Slurm
-/// variables in their environment.
-fn workers(array: JobId) -> Vec<(u32, String)> {
+/// A `dpcot worker` process of an array task.
+struct Worker {
+    pid: u32,
+    /// The task's index in the array.
+    index: u32,
+    /// The id of the run it trains (its job file is `jobs/<id>.json`).
+    run: String,
+}
+
+/// The `dpcot worker` processes of the array job `array`, found in /proc by the Slurm variables
+/// in their environment.
+fn workers(array: JobId) -> Vec<Worker> {
     let Ok(processes) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let array = array.to_string();
     let mut found = Vec::new();
     for process in processes.flatten() {
+        let Some(pid) = process.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
         let proc_dir = process.path();
         // Processes come and go while this reads: one that is gone is skipped.
         let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
@@ -473,11 +494,41 @@ fn workers(array: JobId) -> Vec<(u32, String)> {
             continue;
         }
         if let Some(index) = var("SLURM_ARRAY_TASK_ID").and_then(|i| i.parse().ok()) {
-            found.push((index, run.to_string_lossy().into_owned()));
+            found.push(Worker {
+                pid,
+                index,
+                run: run.to_string_lossy().into_owned(),
+            });
         }
     }
-    found.sort();
+    found.sort_by_key(|w| w.index);
     found
+}
+
+/// Whether process `pid` is stopped (or gone).
+fn stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // `pid (comm) state …`; comm may hold spaces and parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
+}
+
+/// Whether run `run` in `results` has neither a summary nor a record yet.
+fn unfinished(results: &Path, run: &str) -> bool {
+    !results.join("runs").join(run).join("summary.json").exists()
+        && !results.join("records").join(format!("{run}.json")).exists()
+}
+
+/// The first line of the file at `path`.
+fn first_line(path: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    ensure!(!line.is_empty(), "{} has no lines", path.display());
+    Ok(line.to_string())
 }
 
 /// The last line of the file at `path` that contains `text`.

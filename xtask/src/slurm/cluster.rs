@@ -620,6 +620,14 @@ impl Cluster {
         self.output("scancel", &[task]).map(drop)
     }
 
+    /// Suspends a job or one task of an array (its processes get SIGSTOP), or with `resume`
+    /// lets it go on: `scontrol suspend|resume`.
+    pub fn suspend(&self, task: &str, resume: bool) -> Result<()> {
+        let verb = if resume { "resume" } else { "suspend" };
+        eprintln!("$ scontrol {verb} {task}");
+        self.output("scontrol", &[verb, task]).map(drop)
+    }
+
     /// Cancels the jobs still running, then stops the daemons.
     pub fn stop(mut self) -> Result<()> {
         self.shut_down()
