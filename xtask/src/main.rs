@@ -4,6 +4,7 @@
 //! options.
 
 mod bench;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -32,6 +33,11 @@ enum Task {
     Bench(bench::BenchArgs),
     /// What CI checks: formatting, clippy with warnings denied, and the whole test suite.
     Ci(CiArgs),
+    /// docs/scale-out.md's Slurm route on a real one-node cluster on this machine (Linux, as
+    /// root; installs Debian's slurm-wlm and munge if missing): submits deploy/slurm/'s sbatch
+    /// files with the smoke profile, checks the merged results against a single-machine run,
+    /// again after cancelling an array task mid-run and resubmitting it, then stops the cluster.
+    SlurmTest(slurm::SlurmTestArgs),
 }
 
 #[derive(Args)]
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::bench(args),
         Task::Ci(args) if args.wgpu => ci_wgpu(),
         Task::Ci(_) => ci(),
+        Task::SlurmTest(args) => slurm::slurm_test(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,7 +198,8 @@ struct ArtifactTarget {
     kind: Vec<String>,
 }
 
-/// What `.ci/run` runs, with the same `--locked`.
+/// What `.ci/run` runs, with the same `--locked`, less its Slurm test (`cargo xtask slurm-test`,
+/// which needs root).
 fn ci() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
