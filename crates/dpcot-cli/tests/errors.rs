@@ -3,20 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::SystemTime;
 
-fn dpcot(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpcot"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the dpcot binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{dpcot, text};
 
 /// One row of the table: the arguments after `dpcot`, and what the message must contain.
 #[derive(Debug)]

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
+mod common;
+use common::without_timing;
+
 /// Kill points the test makes at least.
 const KILLS: usize = 20;
 /// Seed of the kill schedule.
@@ -67,25 +70,6 @@ fn sweep(profile: &Path, results: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
-}
-
-/// A value with every wall-clock measurement (and the seal over them) taken out: what must be
-/// bit-identical.
-fn without_timing(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|key, _| {
-                !(key.ends_with("seconds")
-                    || key.ends_with("per_second")
-                    || key.ends_with("memory_bytes")
-                    // The seal covers the timing too.
-                    || key == "crc32")
-            });
-            map.values_mut().for_each(without_timing);
-        }
-        Value::Array(items) => items.iter_mut().for_each(without_timing),
-        _ => {}
-    }
 }
 
 fn json(text: &str) -> Value {

@@ -2,19 +2,9 @@
 //! `eval --checkpoint` on the committed tiny reference checkpoint.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn dpcot(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpcot"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the dpcot binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{dpcot, text};
 
 #[test]
 fn export_check_and_import_round_trip() {

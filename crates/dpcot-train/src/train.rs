@@ -3,9 +3,9 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use dpcot_model::dpcot_attention::fused;
-use dpcot_model::flops;
+use dpcot_model::{flops, Transformer};
 use dpcot_tasks::{DpTask, Example, Task};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::eval::{evaluate, EvalMetrics};
 use crate::memory::peak_memory_bytes;
 use crate::metrics::{EvalSplit, MetricsLine, RunEnding, RunSummary};
 use crate::optim::{masked_cross_entropy, optimizer};
-use crate::run_dir::RunDir;
+use crate::run_dir::{MetricsLog, RunDir};
 use crate::TrainError;
 
 /// What [`train`] does with a run the directory may already hold.
@@ -114,8 +114,7 @@ pub fn train(
         if options.halt_after.is_some_and(|h| progress.step >= h) {
             // Halted on request: the checkpoint holds everything to resume.
             bar.finish_and_clear();
-            progress.metrics_lines = Some(metrics.lines());
-            checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
+            save(dir, &mut progress, &metrics, &model, &optimizer)?;
             return Err(TrainError::Halted {
                 step: progress.step,
                 dir: dir.root.clone(),
@@ -221,13 +220,11 @@ pub fn train(
             ));
         }
         if checkpointing && progress.ending.is_none() {
-            progress.metrics_lines = Some(metrics.lines());
-            checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
+            save(dir, &mut progress, &metrics, &model, &optimizer)?;
         }
     }
     bar.finish_and_clear();
-    progress.metrics_lines = Some(metrics.lines());
-    checkpoint::save(&dir.checkpoint(), progress, &model, &optimizer)?;
+    save(dir, &mut progress, &metrics, &model, &optimizer)?;
     let step = progress.step;
 
     let final_eval = |examples: &[Example]| {
@@ -275,6 +272,19 @@ pub fn train(
     )?;
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+/// Saves the run's checkpoint, with the number of metrics lines written so far (so that a
+/// resume can tell a log cut short).
+fn save(
+    dir: &RunDir,
+    progress: &mut Progress,
+    metrics: &MetricsLog,
+    model: &Transformer,
+    optimizer: &ModuleOptimizer,
+) -> Result<(), TrainError> {
+    progress.metrics_lines = Some(metrics.lines());
+    checkpoint::save(&dir.checkpoint(), *progress, model, optimizer)
 }
 
 /// What an evaluation on the validation split at `progress.step` means for the run: records
