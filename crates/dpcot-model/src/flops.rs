@@ -29,15 +29,29 @@ pub fn parameters(config: &ModelConfig) -> u64 {
         config.d_model as u128,
         config.n_layers as u128,
     );
-    let layer_norm = 2 * d;
-    let linear = |i: u128, o: u128| i * o + o;
-    let block = layer_norm
-        + linear(d, 3 * d)
-        + linear(d, d)
-        + layer_norm
-        + linear(d, 4 * d)
-        + linear(4 * d, d);
-    let count = v * d + layer_norm + layers * block + layer_norm + linear(d, v);
+    // Saturating: a width near usize::MAX squared passes even u128.
+    let (mul, add) = (u128::saturating_mul, u128::saturating_add);
+    let layer_norm = mul(2, d);
+    let linear = |i: u128, o: u128| add(mul(i, o), o);
+    let block = [
+        layer_norm,
+        linear(d, mul(3, d)),
+        linear(d, d),
+        layer_norm,
+        linear(d, mul(4, d)),
+        linear(mul(4, d), d),
+    ]
+    .into_iter()
+    .fold(0, add);
+    let count = [
+        mul(v, d),
+        layer_norm,
+        mul(layers, block),
+        layer_norm,
+        linear(d, v),
+    ]
+    .into_iter()
+    .fold(0, add);
     u64::try_from(count).unwrap_or(u64::MAX)
 }
 

@@ -1,9 +1,12 @@
-//! Atomic file writes, the one implementation for the whole workspace.
+//! Atomic file writes, the one implementation for the whole workspace, and sealed JSON.
 //!
 //! A file is written to a temporary file in its own directory, synced, then renamed over the
 //! target, so a reader sees either the old file or the whole new one, never half of it; a
-//! failed write leaves the old file as it was. The functions return a bare [`std::io::Error`]:
-//! each crate maps it into its own error variant that names the path.
+//! failed write leaves the old file as it was. A *sealed* JSON file or line carries the CRC-32
+//! of its own text ([`write_json_sealed`], [`sealed_line`]), so that reading it back
+//! ([`read_json_sealed`], [`read_sealed_line`]) tells any change made after it was written.
+//! The functions return a bare [`std::io::Error`] (or [`SealedReadError`]): each crate maps it
+//! into its own error variant that names the path.
 //!
 //! ```
 //! let dir = tempfile::tempdir()?;
