@@ -60,6 +60,16 @@ fn options() -> TrainOptions {
     }
 }
 
+/// burn's random generator is global to the process: trainings in parallel test threads would
+/// draw from it under each other and their numbers would depend on the timing (a tiny sparse
+/// model once missed its threshold so). Every test here trains while holding this.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TRAINING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn learns(attention: AttentionKind, layers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(lis4(), attention.clone(), 1500);
@@ -79,11 +89,13 @@ fn learns(attention: AttentionKind, layers: usize) {
 
 #[test]
 fn a_tiny_standard_model_learns_lis() {
+    let _serial = one_at_a_time();
     learns(AttentionKind::Softmax, 2);
 }
 
 #[test]
 fn a_tiny_linear_model_learns_lis() {
+    let _serial = one_at_a_time();
     learns(
         AttentionKind::Linear {
             chunk_size: 4,
@@ -95,6 +107,7 @@ fn a_tiny_linear_model_learns_lis() {
 
 #[test]
 fn a_tiny_sparse_model_learns_lis() {
+    let _serial = one_at_a_time();
     // Block size ⌈√12⌉ = 4: a query sees its own block and one summary position per earlier
     // block, so the inputs reach the dp positions only through summaries, layer after layer.
     // Two layers are not enough here (73% after 1500 steps); three are.
@@ -110,6 +123,7 @@ fn a_tiny_sparse_model_learns_lis() {
 
 #[test]
 fn a_run_directory_is_not_overwritten_and_resume_refuses_another_config() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let config = config(lis4(), AttentionKind::Softmax, 10);
     train(&RunDir::new(dir.path()), &config, &options()).unwrap();
@@ -149,6 +163,7 @@ fn resumed() -> TrainOptions {
 
 #[test]
 fn a_finished_run_logs_its_final_evaluations_once_and_resuming_it_changes_nothing() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let config = config(lis4(), AttentionKind::Softmax, 10);
@@ -186,6 +201,7 @@ fn a_finished_run_logs_its_final_evaluations_once_and_resuming_it_changes_nothin
 
 #[test]
 fn resuming_without_a_checkpoint_is_refused_and_changes_nothing() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let config = config(lis4(), AttentionKind::Softmax, 10);
@@ -217,6 +233,7 @@ fn resuming_without_a_checkpoint_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_run_being_trained_is_not_trained_by_a_second_process() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let config = config(lis4(), AttentionKind::Softmax, 10);
@@ -240,6 +257,7 @@ fn a_run_being_trained_is_not_trained_by_a_second_process() {
 
 #[test]
 fn corrupt_or_foreign_checkpoints_are_clear_errors() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let config = config(lis4(), AttentionKind::Softmax, 10);
     train(&RunDir::new(dir.path()), &config, &options()).unwrap();
@@ -298,6 +316,7 @@ fn corrupt_or_foreign_checkpoints_are_clear_errors() {
 
 #[test]
 fn a_dataset_of_another_task_is_refused() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let (train_set, test_set) = dpcot_tasks::generate(
         &GenerateConfig {
@@ -344,6 +363,7 @@ fn a_dataset_of_another_task_is_refused() {
 
 #[test]
 fn a_diverging_run_stops_with_a_non_finite_loss_error() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(lis4(), AttentionKind::Softmax, 40);
     // Weights of ~1e30 after one update overflow f32 in the next forward.
@@ -364,6 +384,7 @@ fn a_diverging_run_stops_with_a_non_finite_loss_error() {
 
 #[test]
 fn data_the_task_cannot_supply_is_refused_before_the_run_directory_is_written() {
+    let _serial = one_at_a_time();
     // Arithmetic over Z_5 with one operator has 100 problems: 300 test examples drawn with
     // repeats cover them all, so no validation example is left.
     let task = TaskSpec::Arithmetic {
