@@ -14,8 +14,10 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 /// Fields of a record (`records/<id>.json`, dpcot-analysis's `RunRecord`) that are measured on
-/// the machine that trained the run, so differ from one run of it to the next.
+/// the machine that trained the run, so differ from one run of it to the next; and the record's
+/// seal (`crc32`, a checksum of the whole file), which covers them.
 const MEASURED_FIELDS: &[&[&str]] = &[
+    &["crc32"],
     &["wall_seconds"],
     &["summary", "train_seconds"],
     &["summary", "train_tokens_per_second"],
