@@ -4,6 +4,7 @@
 //! options.
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -32,6 +33,10 @@ enum Task {
     Bench(bench::BenchArgs),
     /// What CI checks: formatting, clippy with warnings denied, and the whole test suite.
     Ci(CiArgs),
+    /// A short run of every cargo-fuzz target (fuzz/) on its committed corpus: installs
+    /// cargo-fuzz if missing, fails if any target crashes, prints each target's executions
+    /// (docs/fuzzing.md).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Args)]
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::bench(args),
         Task::Ci(args) if args.wgpu => ci_wgpu(),
         Task::Ci(_) => ci(),
+        Task::Fuzz(args) => fuzz::fuzz(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
