@@ -4,6 +4,7 @@
 //! options.
 
 mod bench;
+mod fuzz;
 mod slurm;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,10 @@ enum Task {
     /// files with the smoke profile, checks the merged results against a single-machine run,
     /// again after cancelling an array task mid-run and resubmitting it, then stops the cluster.
     SlurmTest(slurm::SlurmTestArgs),
+    /// A short run of every cargo-fuzz target (fuzz/) on its committed corpus: installs
+    /// cargo-fuzz if missing, fails if any target crashes, prints each target's executions
+    /// (docs/fuzzing.md).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Task::Ci(args) if args.wgpu => ci_wgpu(),
         Task::Ci(_) => ci(),
         Task::SlurmTest(args) => slurm::slurm_test(args),
+        Task::Fuzz(args) => fuzz::fuzz(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

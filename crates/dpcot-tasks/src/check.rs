@@ -140,6 +140,14 @@ impl ExpectedChain {
         self.separator(EOS);
     }
 
+    /// The step of each token of a completion of `len` tokens, position by position: this
+    /// chain's, and past its end the step an overlong chain is reported at (`steps`).
+    pub fn steps_of(&self, len: usize) -> Vec<usize> {
+        (0..len)
+            .map(|i| self.step_of.get(i).copied().unwrap_or(self.steps))
+            .collect()
+    }
+
     /// Compares a produced completion with this chain. `is_value_token` tells which ids are
     /// values (numbers), so that a wrong number is told apart from a broken format.
     pub fn check(

@@ -369,7 +369,9 @@ impl DpTask for EditDistance {
 
     fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError> {
         let pair = self.parse_prompt(example.prompt())?;
-        Ok(self.chain(&self.solve(&pair)).step_of)
+        Ok(self
+            .chain(&self.solve(&pair))
+            .steps_of(example.completion().len()))
     }
 }
 

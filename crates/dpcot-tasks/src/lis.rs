@@ -218,7 +218,9 @@ impl DpTask for Lis {
 
     fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError> {
         let input = self.parse_prompt(example.prompt())?;
-        Ok(self.chain(&self.solve(&input)).step_of)
+        Ok(self
+            .chain(&self.solve(&input))
+            .steps_of(example.completion().len()))
     }
 }
 

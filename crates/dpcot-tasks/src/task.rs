@@ -60,9 +60,12 @@ pub trait DpTask: Send + Sync {
     /// in the completion is reported in the [`CheckReport`].
     fn check(&self, prompt: &[TokenId], completion: &[TokenId]) -> Result<CheckReport, TaskError>;
 
-    /// For a right example, the step each completion token belongs to (a step owns its tokens
-    /// and the separator that ends it; the answer and `<eos>` are the last step). Used to turn
-    /// the first wrong token under teacher forcing into the first wrong step.
+    /// The step each completion token of `example` belongs to, one per token (a step owns its
+    /// tokens and the separator that ends it; the answer and `<eos>` are the last step). Used
+    /// to turn the first wrong token under teacher forcing into the first wrong step, so it
+    /// covers any completion, also one longer than the right chain (a damaged dataset line):
+    /// for LIS and edit distance, whose chain is fixed by the prompt, tokens past the right
+    /// chain's end are at the step past it, as the checker reports an overlong chain.
     fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError>;
 
     /// Splits a whole sequence at its first separator and checks the rest.
@@ -484,5 +487,46 @@ mod tests {
         let spec = TaskSpec::from_name("ed", 1000, &TaskOptions::default()).unwrap();
         let err = spec.build().unwrap_err();
         assert!(err.to_string().contains("supported"), "{err}");
+    }
+
+    /// Evaluation looks up the step of the first wrong token of any test example, so
+    /// `steps_of` must cover every completion token, also of a dataset line whose chain is
+    /// longer or shorter than the right one (found by the `checker` fuzz target: LIS and
+    /// edit distance returned the right chain's steps only, and evaluation indexed past them).
+    #[test]
+    fn steps_of_covers_every_completion_token() {
+        use rand::SeedableRng;
+        let o = TaskOptions::default();
+        for (name, size) in [("arithmetic", 3), ("lis", 6), ("ed", 4)] {
+            let task = TaskSpec::from_name(name, size, &o)
+                .unwrap()
+                .build()
+                .unwrap();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let right = task.generate(&mut rng);
+            let steps = task
+                .check(right.prompt(), right.completion())
+                .unwrap()
+                .steps;
+            let completion = right.completion().to_vec();
+            let longer = [&completion[..], &completion[..]].concat();
+            let shorter = completion[..completion.len() / 2].to_vec();
+            for completion in [completion, longer, shorter] {
+                let example = Example {
+                    tokens: [right.prompt(), &completion[..]].concat(),
+                    prompt_len: right.prompt_len,
+                };
+                let step_of = task.steps_of(&example).unwrap();
+                assert_eq!(step_of.len(), completion.len(), "{name}: {step_of:?}");
+                assert!(
+                    step_of.windows(2).all(|w| w[0] <= w[1]),
+                    "{name}: {step_of:?}"
+                );
+                if name != "arithmetic" {
+                    // Tokens past the right chain are at the step past its end.
+                    assert!(step_of.iter().all(|&s| s <= steps), "{name}: {step_of:?}");
+                }
+            }
+        }
     }
 }
