@@ -7,13 +7,14 @@
 //! included) is refused before burn parses anything. Batch order and dropout masks are functions of
 //! (seed, step), so no RNG state is needed to resume bit for bit.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::store::{burn_pack, ModuleRecord};
+use burn::tensor::{Bytes, DType, Device, Tensor};
 use dpcot_model::{ModelConfig, Transformer};
 use dpcot_tasks::atomic::write_atomic_with;
 use serde::{Deserialize, Serialize};
@@ -183,8 +184,176 @@ pub fn load(
         .init(device)?
         .try_load_record(record)
         .map_err(|e| corrupt(format!("model record does not fit the model: {e}")))?;
+    check_optimizer_record(optimizer_bytes, &model)
+        .map_err(|reason| corrupt(format!("optimizer record: {reason}")))?;
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
         .map_err(|e| corrupt(format!("optimizer record: {e}")))?;
     Ok((header, model, optimizer))
+}
+
+/// The float parameters of a module: id → (shape, data type).
+#[derive(Default)]
+struct Parameters(HashMap<u64, (Vec<usize>, DType)>);
+
+impl ModuleVisitor for Parameters {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        self.0
+            .insert(param.id.val(), (value.dims().to_vec(), value.dtype()));
+    }
+}
+
+/// Refuses an optimizer record that does not fit `model`, which burn-optim 0.22 would panic on
+/// in `ModuleOptimizer::load_record` instead of returning an error: a state tensor without the
+/// id of its parameter, or of another rank than its parameter (from the tensor's shape or the
+/// record's `<id>.__rank` scalar, or found under the name of another parameter). dpcot writes
+/// none of these, so such a record is damaged, or forged with matching checksums. Every state
+/// tensor must belong to a parameter of the model, be named after it and have its shape and
+/// data type (AdamW's moments do). Reading the burnpack index copies no tensor data.
+fn check_optimizer_record(bytes: &[u8], model: &Transformer) -> Result<(), String> {
+    let mut parameters = Parameters::default();
+    model.visit(&mut parameters);
+    let parameter = |id: u64, what: &str| {
+        parameters
+            .0
+            .get(&id)
+            .ok_or_else(|| format!("{what} belongs to no parameter of the model"))
+    };
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| e.to_string())?;
+    for (key, value) in reader.scalars() {
+        let Some(id) = key.strip_suffix(".__rank") else {
+            continue;
+        };
+        let what = format!("the rank `{key}`");
+        let (shape, _) = parameter(
+            id.parse()
+                .map_err(|_| format!("{what} names no parameter"))?,
+            &what,
+        )?;
+        if usize::try_from(*value).ok() != Some(shape.len()) {
+            return Err(format!(
+                "{what} is not the parameter's rank {}",
+                shape.len()
+            ));
+        }
+    }
+    for tensor in reader.into_tensors().map_err(|e| e.to_string())? {
+        let what = format!("the state tensor `{}`", tensor.name);
+        let id = tensor
+            .param_id
+            .ok_or_else(|| format!("{what} names no parameter"))?;
+        // burn finds a parameter's state by name, `<id>.<field>`, and its rank by the id.
+        if tensor.name.split_once('.').map(|(prefix, _)| prefix) != Some(&id.to_string()) {
+            return Err(format!("{what} is not named after its parameter {id}"));
+        }
+        let (shape, dtype) = parameter(id, &what)?;
+        if tensor.shape.as_slice() != shape.as_slice() || tensor.dtype != *dtype {
+            return Err(format!(
+                "{what} is {:?} {:?}, its parameter {dtype:?} {shape:?}",
+                tensor.dtype,
+                tensor.shape.as_slice()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::optim::AdamWConfig;
+    use burn::tensor::TensorData;
+    use dpcot_model::dpcot_attention::AttentionKind;
+
+    use super::*;
+    use crate::Backend;
+
+    /// A checkpoint file of `model` with the given optimizer record and correct checksums.
+    fn forge(path: &Path, model: &Transformer, optimizer_bytes: &[u8]) {
+        let model_bytes = model.clone().into_record().into_bytes().unwrap();
+        let header = CheckpointHeader {
+            progress: Progress::default(),
+            model: model.config().clone(),
+            model_len: model_bytes.len() as u64,
+            model_crc: crc32fast::hash(&model_bytes),
+            optimizer_len: optimizer_bytes.len() as u64,
+            optimizer_crc: crc32fast::hash(optimizer_bytes),
+        };
+        let header = serde_json::to_vec(&header).unwrap();
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        file.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+        file.extend_from_slice(&header);
+        file.extend_from_slice(&model_bytes);
+        file.extend_from_slice(optimizer_bytes);
+        std::fs::write(path, file).unwrap();
+    }
+
+    /// Found by the `checkpoint` fuzz target (fuzz/): optimizer records with checksums intact
+    /// that made burn panic instead of `load` returning an error — a state tensor without a
+    /// parameter id ("Optimizer record tensors should carry a parameter id"), and a rank scalar
+    /// other than its tensors' rank ("Given dimensions differ from the tensor rank").
+    #[test]
+    fn an_optimizer_record_that_does_not_fit_the_model_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.bin");
+        let device = Backend::default_compiled().unwrap().device().unwrap();
+        let config = ModelConfig::new(5, 4, 8, AttentionKind::Softmax).with_n_layers(1);
+        let model = config.init(&device).unwrap();
+        let load_error = |record: &[u8]| {
+            forge(&path, &model, record);
+            load(&path, &config, &device, AdamWConfig::new().init())
+                .map(|_| ())
+                .unwrap_err()
+        };
+
+        // A fresh optimizer's (empty) state loads.
+        let empty = AdamWConfig::new().init().into_bytes().unwrap();
+        forge(&path, &model, &empty);
+        load(&path, &config, &device, AdamWConfig::new().init()).unwrap();
+
+        let state = |param_id: Option<u64>, shape: &[usize]| {
+            let values = vec![0.0f32; shape.iter().product()];
+            let (bytes, shape, dtype) = TensorData::new(values, shape.to_vec()).into_parts();
+            let name = format!("{}.moment_1", param_id.unwrap_or_default());
+            burn_pack::Tensor::new(name, dtype, shape, param_id, bytes)
+        };
+        let orphan = burn_pack::Writer::new(vec![state(None, &[4])])
+            .into_bytes()
+            .unwrap();
+        let err = load_error(&orphan);
+        assert!(matches!(err, TrainError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("names no parameter"), "{err}");
+
+        let mut parameters = Parameters::default();
+        model.visit(&mut parameters);
+        let (&id, (shape, _)) = parameters
+            .0
+            .iter()
+            .find(|(_, (s, _))| s.len() == 2)
+            .unwrap();
+        let fits = burn_pack::Writer::new(vec![state(Some(id), shape)]);
+        forge(&path, &model, &fits.into_bytes().unwrap());
+        load(&path, &config, &device, AdamWConfig::new().init()).unwrap();
+
+        let wrong_rank = burn_pack::Writer::new(vec![state(Some(id), shape)])
+            .with_scalar(&format!("{id}.__rank"), burn_pack::Scalar::from(1usize));
+        let err = load_error(&wrong_rank.into_bytes().unwrap());
+        assert!(
+            err.to_string().contains("not the parameter's rank"),
+            "{err}"
+        );
+
+        let other = parameters.0.keys().find(|&&other| other != id).unwrap();
+        let mut misnamed = state(Some(id), shape);
+        misnamed.name = format!("{other}.moment_1");
+        let misnamed = burn_pack::Writer::new(vec![misnamed]);
+        let err = load_error(&misnamed.into_bytes().unwrap());
+        assert!(err.to_string().contains("not named after"), "{err}");
+
+        let wrong_shape = burn_pack::Writer::new(vec![state(Some(id), &[shape[0] * shape[1]])]);
+        let err = load_error(&wrong_shape.into_bytes().unwrap());
+        assert!(err.to_string().contains("its parameter"), "{err}");
+    }
 }
