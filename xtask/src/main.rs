@@ -7,7 +7,7 @@ mod bench;
 mod fuzz;
 mod slurm;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -113,8 +113,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace this xtask was started from. `cargo run` sets `CARGO_MANIFEST_DIR` for the
+/// process it starts; the compile-time value is only the fallback, because a binary kept in a
+/// shared target directory may have been built from another checkout.
 fn workspace_root() -> Result<PathBuf> {
-    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    Ok(manifest_dir
         .parent()
         .context("xtask lives inside the workspace")?
         .to_path_buf())
