@@ -28,8 +28,8 @@ pub struct BenchArgs {
     small: bool,
     /// Threads on both sides: PyTorch's `set_num_threads` and the size of dpcot's rayon pool
     /// (`RAYON_NUM_THREADS`) [default: one per core].
-    #[arg(long)]
-    threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     /// dpcot backends to measure, e.g. `--backend flex --backend ndarray` (with
     /// `--features ndarray`) [default: flex].
     #[arg(long)]
@@ -123,10 +123,7 @@ struct Row {
 pub fn bench(args: BenchArgs) -> Result<()> {
     let root = workspace_root()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = args.threads.unwrap_or(cores);
-    if threads == 0 {
-        bail!("--threads must be at least 1");
-    }
+    let threads = args.threads.map_or(cores, |threads| threads as usize);
     let shapes: Vec<Shape> = if args.quick {
         vec![QUICK]
     } else if args.small {

@@ -24,7 +24,8 @@ use crate::{cargo_program, workspace_root};
 #[derive(Args)]
 pub struct FuzzArgs {
     /// Seconds each target runs (libFuzzer's `-max_total_time`).
-    #[arg(long, default_value_t = 10)]
+    /// At least 1: libFuzzer reads 0 as "no limit".
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: u64,
     /// The targets to run, e.g. `--target checker --target profile` [default: all of
     /// `cargo fuzz list`].
@@ -46,16 +47,23 @@ pub fn fuzz(args: FuzzArgs) -> Result<()> {
             None => fuzz_dir.join("target"),
         },
     };
-    ensure_cargo_fuzz()?;
-
+    let known = list_targets(&fuzz_dir)?;
+    if known.is_empty() {
+        bail!("{} has no fuzz targets", fuzz_dir.display());
+    }
+    if let Some(unknown) = args.target.iter().find(|target| !known.contains(target)) {
+        bail!(
+            "no fuzz target `{unknown}` in {}; the targets are {}",
+            fuzz_dir.display(),
+            known.join(", ")
+        );
+    }
     let targets = if args.target.is_empty() {
-        list_targets(&root)?
+        known
     } else {
         args.target
     };
-    if targets.is_empty() {
-        bail!("{} has no fuzz targets", fuzz_dir.display());
-    }
+    ensure_cargo_fuzz()?;
 
     let started = Instant::now();
     cargo_fuzz(
@@ -159,26 +167,22 @@ fn ensure_cargo_fuzz() -> Result<()> {
     Ok(())
 }
 
-/// The fuzz targets, as `cargo fuzz list` names them.
-fn list_targets(root: &Path) -> Result<Vec<String>> {
-    let output = Command::new(cargo_program())
-        .args(["fuzz", "list"])
-        .current_dir(root)
-        .output()
-        .context("running cargo fuzz list")?;
-    if !output.status.success() {
-        bail!(
-            "`cargo fuzz list` failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+/// The fuzz targets, as `cargo fuzz list` names them: the files of `fuzz/fuzz_targets/`, each
+/// a `[[bin]]` of fuzz/Cargo.toml. Read here rather than from `cargo fuzz list`, so that a
+/// target name is checked before cargo-fuzz is installed or anything is built.
+fn list_targets(fuzz_dir: &Path) -> Result<Vec<String>> {
+    let dir = fuzz_dir.join("fuzz_targets");
+    let mut targets = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "rs") {
+            if let Some(stem) = path.file_stem() {
+                targets.push(stem.to_string_lossy().into_owned());
+            }
+        }
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(String::from)
-        .collect())
+    targets.sort();
+    Ok(targets)
 }
 
 /// The environment of a target's run, where the user has not set it:

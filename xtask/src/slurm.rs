@@ -55,6 +55,7 @@ pub fn slurm_test(args: SlurmTestArgs) -> Result<()> {
     let timeout = Duration::from_secs(args.timeout);
     let mut times = Times::default();
 
+    check_dir(&dir)?;
     cluster::require_root()?;
     let install_started = Instant::now();
     let (programs, installed) = Programs::find_or_install()?;
@@ -103,18 +104,30 @@ pub fn slurm_test(args: SlurmTestArgs) -> Result<()> {
     Ok(())
 }
 
-/// Empties the test's directory, after stopping daemons a killed earlier test left running
-/// from it; refuses a directory of something else.
-fn prepare(dir: &Path, programs: &Programs) -> Result<()> {
+/// Refuses a test directory that holds something else than an earlier Slurm test's files,
+/// which [`prepare`] would delete.
+fn check_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         let ours = dir.join(MARKER).exists();
-        let empty = std::fs::read_dir(dir)?.next().is_none();
+        let empty = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none();
         ensure!(
             ours || empty,
             "{} is not empty and not a Slurm test's directory ({MARKER} is missing); give \
              another --dir",
             dir.display()
         );
+    }
+    Ok(())
+}
+
+/// Empties the test's directory, after stopping daemons a killed earlier test left running
+/// from it; refuses a directory of something else.
+fn prepare(dir: &Path, programs: &Programs) -> Result<()> {
+    if dir.exists() {
+        check_dir(dir)?;
         Cluster::stop_leftovers(programs, &dir.join("cluster"))?;
         std::fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
     }
