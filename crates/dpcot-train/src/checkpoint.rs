@@ -180,8 +180,10 @@ pub fn load(
     }
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes.to_vec()))
         .map_err(|e| corrupt(format!("model record: {e}")))?;
-    let model = expected
-        .init(device)?
+    let model = expected.init(device)?;
+    check_model_record(model_bytes, &model)
+        .map_err(|reason| corrupt(format!("model record: {reason}")))?;
+    let model = model
         .try_load_record(record)
         .map_err(|e| corrupt(format!("model record does not fit the model: {e}")))?;
     check_optimizer_record(optimizer_bytes, &model)
@@ -202,6 +204,27 @@ impl ModuleVisitor for Parameters {
         self.0
             .insert(param.id.val(), (value.dims().to_vec(), value.dtype()));
     }
+}
+
+/// Refuses a model record holding a tensor of a data type that none of `model`'s parameters
+/// has, which burn 0.22's `try_load_record` would panic on ("Expected float dtype, got U32")
+/// instead of returning an error. dpcot writes none, so such a record is damaged, or forged with
+/// matching checksums. Shapes and names are checked by `try_load_record` itself.
+fn check_model_record(bytes: &[u8], model: &Transformer) -> Result<(), String> {
+    let mut parameters = Parameters::default();
+    model.visit(&mut parameters);
+    let dtypes: Vec<DType> = parameters.0.values().map(|(_, dtype)| *dtype).collect();
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| e.to_string())?;
+    for tensor in reader.into_tensors().map_err(|e| e.to_string())? {
+        if !dtypes.contains(&tensor.dtype) {
+            return Err(format!(
+                "the tensor `{}` is {:?}, which no parameter of the model is",
+                tensor.name, tensor.dtype
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses an optimizer record that does not fit `model`, which burn-optim 0.22 would panic on
@@ -272,11 +295,16 @@ mod tests {
     /// A checkpoint file of `model` with the given optimizer record and correct checksums.
     fn forge(path: &Path, model: &Transformer, optimizer_bytes: &[u8]) {
         let model_bytes = model.clone().into_record().into_bytes().unwrap();
+        forge_records(path, model, &model_bytes, optimizer_bytes);
+    }
+
+    /// A checkpoint file for `model` with the given records and correct checksums.
+    fn forge_records(path: &Path, model: &Transformer, model_bytes: &[u8], optimizer_bytes: &[u8]) {
         let header = CheckpointHeader {
             progress: Progress::default(),
             model: model.config().clone(),
             model_len: model_bytes.len() as u64,
-            model_crc: crc32fast::hash(&model_bytes),
+            model_crc: crc32fast::hash(model_bytes),
             optimizer_len: optimizer_bytes.len() as u64,
             optimizer_crc: crc32fast::hash(optimizer_bytes),
         };
@@ -285,7 +313,7 @@ mod tests {
         file.extend_from_slice(&(header.len() as u64).to_le_bytes());
         file.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
         file.extend_from_slice(&header);
-        file.extend_from_slice(&model_bytes);
+        file.extend_from_slice(model_bytes);
         file.extend_from_slice(optimizer_bytes);
         std::fs::write(path, file).unwrap();
     }
@@ -355,5 +383,53 @@ mod tests {
         let wrong_shape = burn_pack::Writer::new(vec![state(Some(id), &[shape[0] * shape[1]])]);
         let err = load_error(&wrong_shape.into_bytes().unwrap());
         assert!(err.to_string().contains("its parameter"), "{err}");
+    }
+
+    /// Found by the `checkpoint` fuzz target: a model record whose checksums are intact and one
+    /// of whose tensors is `U32` made burn panic in `try_load_record` ("Expected float dtype,
+    /// got U32") instead of `load` returning an error.
+    #[test]
+    fn a_model_record_of_another_data_type_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.bin");
+        let device = Backend::default_compiled().unwrap().device().unwrap();
+        let config = ModelConfig::new(5, 4, 8, AttentionKind::Softmax).with_n_layers(1);
+        let model = config.init(&device).unwrap();
+        let optimizer = AdamWConfig::new().init().into_bytes().unwrap();
+        let record = model.clone().into_record().into_bytes().unwrap();
+        let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(record.to_vec())).unwrap();
+        let metadata = reader.metadata().clone();
+        let scalars = reader.scalars().clone();
+        let retyped: Vec<burn_pack::Tensor> = reader
+            .into_tensors()
+            .unwrap()
+            .into_iter()
+            .enumerate()
+            .map(|(i, tensor)| {
+                let (name, dtype, shape, id, bytes) = tensor.into_parts().unwrap();
+                // f32 and u32 take 4 bytes each: only the type changes.
+                let dtype = if i == 0 { DType::U32 } else { dtype };
+                burn_pack::Tensor::new(name, dtype, shape, id, bytes)
+            })
+            .collect();
+        let mut writer = burn_pack::Writer::new(retyped);
+        for (key, value) in &metadata {
+            writer = writer.with_metadata(key, value);
+        }
+        for (key, value) in scalars {
+            writer = writer.with_scalar(&key, value);
+        }
+        forge_records(&path, &model, &writer.into_bytes().unwrap(), &optimizer);
+        let err = load(&path, &config, &device, AdamWConfig::new().init())
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            matches!(err, TrainError::Corrupt { .. }) && err.to_string().contains("U32"),
+            "{err}"
+        );
+
+        // The record as written loads.
+        forge_records(&path, &model, &record, &optimizer);
+        load(&path, &config, &device, AdamWConfig::new().init()).unwrap();
     }
 }
