@@ -15,6 +15,17 @@ pub(crate) fn lis(length: usize) -> TaskSpec {
         length,
         range: 250,
         window: None,
+        inline_inputs: false,
+    }
+}
+
+/// The m-local LIS task on `length` numbers with window `window`, its inputs inline.
+pub(crate) fn inline_lis(length: usize, window: usize) -> TaskSpec {
+    TaskSpec::Lis {
+        length,
+        range: 250,
+        window: Some(window),
+        inline_inputs: true,
     }
 }
 
@@ -24,6 +35,7 @@ pub(crate) fn local_lis(length: usize, window: usize) -> TaskSpec {
         length,
         range: 250,
         window: Some(window),
+        inline_inputs: false,
     }
 }
 

@@ -135,6 +135,10 @@ pub struct TaskSweep {
     /// Locality windows (LIS) to sweep; one point per (size, window).
     #[serde(default)]
     pub windows: Vec<usize>,
+    /// LIS with windows: each step carries its input inside the chain, so that every read is
+    /// within the last 3m + 1 tokens (docs/locality.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline_inputs: bool,
     /// Locality bands (ED) to sweep; one point per (size, band).
     #[serde(default)]
     pub bands: Vec<usize>,
@@ -170,6 +174,7 @@ impl TaskSweep {
                             modulus: self.modulus,
                             range: self.range,
                             window,
+                            inline_inputs: self.inline_inputs,
                             numbers: self.numbers,
                             band,
                         };
@@ -344,7 +349,8 @@ models = ["standard", { sliding = { window = 3 } }]
             TaskSpec::Lis {
                 length: 4,
                 range: 32,
-                window: None
+                window: None,
+                inline_inputs: false,
             }
         );
         let local = p.sweeps[1].points().unwrap();
@@ -354,7 +360,8 @@ models = ["standard", { sliding = { window = 3 } }]
             TaskSpec::Lis {
                 length: 8,
                 range: 250,
-                window: Some(3)
+                window: Some(3),
+                inline_inputs: false,
             }
         );
     }

@@ -60,8 +60,16 @@ impl Point {
             TaskSpec::Lis { window, .. } => ("lis", window, "window"),
             TaskSpec::EditDistance { band, .. } => ("ed", band, "band"),
         };
+        let inline = matches!(
+            spec,
+            TaskSpec::Lis {
+                inline_inputs: true,
+                ..
+            }
+        );
         let family = match locality {
             None => base.to_string(),
+            Some(m) if inline => format!("{base}-{knob}{m}-inline"),
             Some(m) => format!("{base}-{knob}{m}"),
         };
         let name = task.name();
@@ -562,7 +570,7 @@ impl Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{lis, local_lis, run, search, solved};
+    use crate::fixtures::{inline_lis, lis, local_lis, run, search, solved};
     use crate::profile::ModelChoice::{Linear, Sliding, Sparse, Standard};
     use dpcot_train::RunEnding::{OutOfBudget, Passed, Plateaued};
 
@@ -624,6 +632,17 @@ mod tests {
             ),
             ("locality", "lis-window2", "lis", Some(2)),
             "{local:?}"
+        );
+        let inline = Point::of(
+            &run(&inline_lis(8, 2), Standard, 16)
+                .experiment(Experiment::Locality)
+                .record(),
+        )
+        .unwrap();
+        assert_eq!(
+            (inline.family.as_str(), inline.locality, inline.length),
+            ("lis-window2-inline", Some(2), 4 * 8 + 3),
+            "{inline:?}"
         );
     }
 

@@ -5,6 +5,11 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::transformer::token_tensor;
 use crate::{ModelError, Transformer};
 
+/// Tokens the task gives rather than the model predicting: `given(row, index)` is the token at
+/// position `index` of row `row`'s completion if it is given (`DpTask::given` of
+/// dpcot-tasks), else `None`.
+pub type Given<'a> = &'a dyn Fn(usize, usize) -> Option<u32>;
+
 /// Greedily continues `prompts` (all of the same length) until every sequence has produced
 /// `eos` or reached `max_len` tokens in all, using the incremental forms (KV cache, block
 /// cache or recurrent state): one token of work per step, never the whole prefix again.
@@ -13,6 +18,19 @@ use crate::{ModelError, Transformer};
 pub fn greedy_decode(
     model: &Transformer,
     prompts: &[Vec<u32>],
+    eos: u32,
+    max_len: usize,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>, ModelError> {
+    greedy_decode_given(model, prompts, &|_, _| None, eos, max_len, device)
+}
+
+/// [`greedy_decode`], writing the `given` tokens where there are some instead of the model's
+/// choice (and feeding them to the model as its next input).
+pub fn greedy_decode_given(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    given: Given<'_>,
     eos: u32,
     max_len: usize,
     device: &Device,
@@ -31,7 +49,8 @@ pub fn greedy_decode(
     let mut done = vec![false; batch];
     let budget = max_len - prompt_len;
     for step in 0..budget {
-        let next = argmax_rows(logits.take().expect("the prompt was fed"));
+        let mut next = argmax_rows(logits.take().expect("the prompt was fed"));
+        give(&mut next, step, given);
         append_until_eos(&next, &mut outputs, &mut done, eos);
         if step + 1 == budget || done.iter().all(|&d| d) {
             break;
@@ -51,7 +70,19 @@ pub fn greedy_decode_full(
     max_len: usize,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>, ModelError> {
-    let Some(_) = check_prompts(model, prompts, max_len)? else {
+    greedy_decode_full_given(model, prompts, &|_, _| None, eos, max_len, device)
+}
+
+/// [`greedy_decode_full`] with `given` tokens, the reference for [`greedy_decode_given`].
+pub fn greedy_decode_full_given(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    given: Given<'_>,
+    eos: u32,
+    max_len: usize,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>, ModelError> {
+    let Some(prompt_len) = check_prompts(model, prompts, max_len)? else {
         return Ok(Vec::new());
     };
     let batch = prompts.len();
@@ -66,13 +97,23 @@ pub fn greedy_decode_full(
         let last = logits
             .slice([0..batch, len - 1..len, 0..vocab])
             .reshape([batch, vocab]);
-        let next = argmax_rows(last);
+        let mut next = argmax_rows(last);
+        give(&mut next, len - prompt_len, given);
         append_until_eos(&next, &mut outputs, &mut done, eos);
         for (sequence, &token) in sequences.iter_mut().zip(&next) {
             sequence.push(token);
         }
     }
     Ok(outputs)
+}
+
+/// Replaces each row's `next` token, at completion position `index`, by the given one if any.
+fn give(next: &mut [u32], index: usize, given: Given<'_>) {
+    for (row, token) in next.iter_mut().enumerate() {
+        if let Some(id) = given(row, index) {
+            *token = id;
+        }
+    }
 }
 
 /// Appends each row's next token to its output, until the row has produced `eos`.

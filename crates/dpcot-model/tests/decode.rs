@@ -2,7 +2,9 @@
 
 use burn::tensor::{Device, Tensor};
 use dpcot_attention::{AttentionKind, SparsePattern};
-use dpcot_model::generate::{greedy_decode, greedy_decode_full};
+use dpcot_model::generate::{
+    greedy_decode, greedy_decode_full, greedy_decode_full_given, greedy_decode_given,
+};
 use dpcot_model::transformer::token_tensor;
 use dpcot_model::{ModelConfig, ModelError};
 
@@ -114,6 +116,37 @@ fn cached_greedy_decoding_produces_the_full_forward_tokens() {
                     !out[..out.len() - 1].contains(&EOS),
                     "decoding stops at the first <eos>"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn given_tokens_are_written_and_fed_back_in_cached_decoding_as_in_full() {
+    let device = device();
+    // Rows 0 and 2 get tokens given at completion positions 0, 1 and 3; the others none.
+    let given = |row: usize, index: usize| {
+        (row.is_multiple_of(2) && matches!(index, 0 | 1 | 3))
+            .then_some(5 + (row + index) as u32 % 4)
+    };
+    for kind in kinds() {
+        let model = model(kind.clone(), 7, &device);
+        let prompts: Vec<Vec<u32>> = (0..4u32).map(|i| vec![3 + i, 4, 9]).collect();
+        let cached = greedy_decode_given(&model, &prompts, &given, EOS, MAX_LEN, &device).unwrap();
+        let full =
+            greedy_decode_full_given(&model, &prompts, &given, EOS, MAX_LEN, &device).unwrap();
+        assert_eq!(cached, full, "{kind:?}");
+        let free = greedy_decode(&model, &prompts, EOS, MAX_LEN, &device).unwrap();
+        for (row, out) in cached.iter().enumerate() {
+            if row % 2 == 1 {
+                assert_eq!(out, &free[row], "{kind:?}: row {row} has nothing given");
+                continue;
+            }
+            for index in [0, 1] {
+                assert_eq!(Some(out[index]), given(row, index), "{kind:?}: row {row}");
+            }
+            if out.len() > 3 {
+                assert_eq!(Some(out[3]), given(row, 3), "{kind:?}: row {row}");
             }
         }
     }

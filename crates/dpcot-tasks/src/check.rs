@@ -126,6 +126,14 @@ impl ExpectedChain {
         self.steps += 1;
     }
 
+    /// Appends a value token to the step the last value opened (a second state of one step).
+    pub fn value_in_step(&mut self, id: TokenId) {
+        debug_assert!(self.steps > 0, "a chain starts with a value");
+        self.tokens.push(id);
+        self.step_of.push(self.steps - 1);
+        self.is_value.push(true);
+    }
+
     /// Appends a separator; it belongs to the step it ends.
     pub fn separator(&mut self, id: TokenId) {
         debug_assert!(self.steps > 0, "a chain starts with a value");

@@ -427,6 +427,7 @@ mod tests {
             length: 2,
             range: 10,
             window: None,
+            inline_inputs: false,
         };
         let (train, test) = generate(&cfg, |_| {}).unwrap();
         let held: std::collections::HashSet<_> = test.examples.iter().map(|e| &e.tokens).collect();
@@ -441,6 +442,7 @@ mod tests {
             length: 1,
             range: 4,
             window: None,
+            inline_inputs: false,
         };
         let err = generate(&cfg, |_| {}).unwrap_err();
         assert!(matches!(err, TaskError::SpaceExhausted { .. }), "{err}");

@@ -169,6 +169,15 @@ pub enum TaskError {
         path: PathBuf,
     },
 
+    /// A task the reference benchmark's files cannot express.
+    #[error("{task} cannot be written in the reference benchmark's format: {reason}")]
+    NotInReferenceFormat {
+        /// The task, as `TaskSpec` displays it.
+        task: String,
+        /// What the format lacks.
+        reason: &'static str,
+    },
+
     /// A data file without a single example.
     #[error("{path}: no examples")]
     EmptyDataset {

@@ -1,8 +1,18 @@
-//! Longest increasing subsequence, and its m-local (windowed) variant.
+//! Longest increasing subsequence, and its m-local (windowed) variants.
 //!
 //! Format: `a_1 … a_n <sep> dp_1 … dp_n <sep> max(dp) <eos>`, with
 //! dp_i = 1 + max{dp_j : j < i, a_j < a_i} (strict), or 1. With a window m only
-//! `i − m ≤ j < i` is considered, so each step reads the last m steps of the chain.
+//! `i − m ≤ j < i` is considered, so each step reads the last m steps of the chain — and its
+//! input a_i, which sits in the prompt about n tokens back.
+//!
+//! With inline inputs (a window required) every read is local: step i is `a_i dp_i r_i`, where
+//! a_i is *given* (copied from the prompt by the task, not predicted: [`DpTask::given`]) and
+//! r_i = max(r_{i−1}, dp_i) is the running answer, so the chain is
+//! `a_1 … a_n <sep> a_1 dp_1 r_1 … a_n dp_n r_n <sep> r_n <eos>`. dp_i reads a_i one token
+//! back and a_j, dp_j (i − m ≤ j < i) at most 3m + 1 tokens back; r_i reads dp_i and r_{i−1};
+//! the answer reads r_n. Each token is a function of the 3m + 1 tokens before it: a sliding
+//! window of 3m + 1 positions (the one that predicts the token and the 3m before it) serves
+//! the whole chain.
 
 use rand::{seq::index::sample, Rng, RngCore};
 
@@ -22,6 +32,7 @@ pub struct Lis {
     length: usize,
     range: u32,
     window: Option<usize>,
+    inline_inputs: bool,
     vocab: Vocab,
 }
 
@@ -62,8 +73,23 @@ impl Lis {
             length,
             range,
             window,
+            inline_inputs: false,
             vocab: Vocab::new(words),
         })
+    }
+
+    /// The variant whose steps carry their input (module docs); it needs a window, without
+    /// which dp_i reads every earlier step however the inputs are placed.
+    pub fn with_inline_inputs(mut self, inline_inputs: bool) -> Result<Self, TaskError> {
+        if inline_inputs && self.window.is_none() {
+            return Err(TaskError::invalid(
+                "inline_inputs",
+                true,
+                "needs a window: without one, each step reads every earlier step",
+            ));
+        }
+        self.inline_inputs = inline_inputs;
+        Ok(self)
     }
 
     fn number(k: u32) -> TokenId {
@@ -127,13 +153,22 @@ impl Lis {
         dp
     }
 
-    fn chain(&self, dp: &[u32]) -> ExpectedChain {
-        let mut chain = ExpectedChain::with_capacity(dp.len() + 3);
-        for &d in dp {
-            chain.value(Self::number(d));
+    /// The chain for `input`, whose dp values are `dp`.
+    fn chain(&self, input: &[u32], dp: &[u32]) -> ExpectedChain {
+        let mut chain = ExpectedChain::with_capacity(3 * dp.len() + 3);
+        let mut best = 0;
+        for (&a, &d) in input.iter().zip(dp) {
+            best = best.max(d);
+            if self.inline_inputs {
+                chain.value(Self::number(a));
+                chain.value_in_step(Self::number(d));
+                chain.value_in_step(Self::number(best));
+            } else {
+                chain.value(Self::number(d));
+            }
         }
         chain.separator(SEP);
-        chain.answer(Self::number(dp.iter().copied().max().unwrap_or(0)));
+        chain.answer(Self::number(best));
         chain
     }
 
@@ -173,9 +208,10 @@ impl Lis {
 
 impl DpTask for Lis {
     fn name(&self) -> String {
-        match self.window {
-            None => format!("lis-{}", self.length),
-            Some(m) => format!("lis-{}-window{m}", self.length),
+        match (self.window, self.inline_inputs) {
+            (None, _) => format!("lis-{}", self.length),
+            (Some(m), false) => format!("lis-{}-window{m}", self.length),
+            (Some(m), true) => format!("lis-{}-window{m}-inline", self.length),
         }
     }
 
@@ -184,6 +220,7 @@ impl DpTask for Lis {
             length: self.length,
             range: self.range,
             window: self.window,
+            inline_inputs: self.inline_inputs,
         }
     }
 
@@ -196,12 +233,13 @@ impl DpTask for Lis {
     }
 
     fn max_len(&self) -> usize {
-        2 * self.length + 4
+        let per_step = if self.inline_inputs { 3 } else { 1 };
+        (per_step + 1) * self.length + 4
     }
 
     fn generate(&self, rng: &mut dyn RngCore) -> Example {
         let input = self.draw_input(rng);
-        let chain = self.chain(&self.solve(&input));
+        let chain = self.chain(&input, &self.solve(&input));
         let mut tokens = Vec::with_capacity(self.max_len());
         tokens.extend(input.iter().map(|&a| Self::number(a)));
         tokens.push(SEP);
@@ -212,15 +250,23 @@ impl DpTask for Lis {
 
     fn check(&self, prompt: &[TokenId], completion: &[TokenId]) -> Result<CheckReport, TaskError> {
         let input = self.parse_prompt(prompt)?;
-        let chain = self.chain(&self.solve(&input));
+        let chain = self.chain(&input, &self.solve(&input));
         Ok(chain.check(completion, |id| self.value(id).is_some()))
     }
 
     fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError> {
         let input = self.parse_prompt(example.prompt())?;
         Ok(self
-            .chain(&self.solve(&input))
+            .chain(&input, &self.solve(&input))
             .steps_of(example.completion().len()))
+    }
+
+    fn given(&self, prompt: &[TokenId], index: usize) -> Option<TokenId> {
+        if self.inline_inputs && index.is_multiple_of(3) && index / 3 < self.length {
+            prompt.get(index / 3).copied()
+        } else {
+            None
+        }
     }
 }
 
@@ -259,6 +305,77 @@ mod tests {
             .parse_example("20 30 10 40 35 <sep> 1 2 1 3 2 <sep> 3")
             .unwrap();
         assert!(t.check(ex.prompt(), ex.completion()).unwrap().is_correct());
+    }
+
+    #[test]
+    fn inline_inputs_golden_example() {
+        // The windowed example above, each step carrying its input and the running answer:
+        // dp = 1 2 1 3 2, r = 1 2 2 3 3.
+        let t = Lis::new(5, 250, Some(2))
+            .unwrap()
+            .with_inline_inputs(true)
+            .unwrap();
+        assert_eq!(t.name(), "lis-5-window2-inline");
+        let text = "20 30 10 40 35 <sep> 20 1 1 30 2 2 10 1 2 40 3 3 35 2 3 <sep> 3";
+        let ex = t.parse_example(text).unwrap();
+        assert_eq!(ex.tokens.len(), t.max_len());
+        let r = t.check(ex.prompt(), ex.completion()).unwrap();
+        assert!(r.is_correct() && r.answer_correct && r.well_formed, "{r:?}");
+        assert_eq!(r.steps, 6);
+        assert_eq!(
+            t.steps_of(&ex).unwrap(),
+            [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5]
+        );
+
+        // The inputs are given at completion positions 0, 3, …, 12, and nothing else is.
+        for i in 0..ex.completion().len() + 2 {
+            let expected = (i % 3 == 0 && i < 15).then(|| ex.completion()[i]);
+            assert_eq!(t.given(ex.prompt(), i), expected, "position {i}");
+        }
+        assert_eq!(
+            lis(5).given(ex.prompt(), 0),
+            None,
+            "plain LIS gives nothing"
+        );
+
+        for (wrong, step) in [
+            (
+                "20 30 10 40 35 <sep> 21 1 1 30 2 2 10 1 2 40 3 3 35 2 3 <sep> 3",
+                0,
+            ),
+            (
+                "20 30 10 40 35 <sep> 20 1 1 30 2 2 10 1 1 40 3 3 35 2 3 <sep> 3",
+                2,
+            ),
+        ] {
+            let ex = t.parse_example(wrong).unwrap();
+            let r = t.check(ex.prompt(), ex.completion()).unwrap();
+            assert_eq!(
+                r.first_wrong,
+                Some(WrongStep {
+                    step,
+                    kind: WrongKind::WrongValue
+                }),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_inputs_need_a_window() {
+        let e = Lis::new(5, 250, None)
+            .unwrap()
+            .with_inline_inputs(true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`inline_inputs`") && e.contains("needs a window"),
+            "{e}"
+        );
+        assert!(Lis::new(5, 250, None)
+            .unwrap()
+            .with_inline_inputs(false)
+            .is_ok());
     }
 
     #[test]

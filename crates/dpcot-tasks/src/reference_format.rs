@@ -575,6 +575,19 @@ pub fn export_dir(
     test: Option<&Dataset>,
     existing: Existing,
 ) -> Result<Vec<PathBuf>, TaskError> {
+    for dataset in [train, test].into_iter().flatten() {
+        if let TaskSpec::Lis {
+            inline_inputs: true,
+            ..
+        } = dataset.header.task
+        {
+            return Err(TaskError::NotInReferenceFormat {
+                task: dataset.header.task.to_string(),
+                reason: "its chain holds inputs that are given, not predicted, and the \
+                         reference trains on every token after the prompt",
+            });
+        }
+    }
     let earlier = reference_files(dir);
     existing.check(earlier.iter().map(PathBuf::as_path))?;
     let mut written = Vec::new();
@@ -631,6 +644,32 @@ mod tests {
     use super::*;
     use crate::dataset::{generate, GenerateConfig};
     use crate::task::TaskOptions;
+
+    #[test]
+    fn a_task_with_given_tokens_is_not_exported() {
+        let options = TaskOptions {
+            window: Some(2),
+            inline_inputs: true,
+            ..TaskOptions::default()
+        };
+        let spec = TaskSpec::from_name("lis", 4, &options).unwrap();
+        let config = GenerateConfig {
+            task: spec,
+            train: 5,
+            test: 5,
+            seed: 1,
+            mix_smaller: false,
+        };
+        let (train, _) = generate(&config, |_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let err = export_dir(dir.path(), Some(&train), None, Existing::Refuse).unwrap_err();
+        assert!(
+            matches!(err, TaskError::NotInReferenceFormat { .. })
+                && err.to_string().contains("given, not predicted"),
+            "{err}"
+        );
+        assert!(!dir.path().join(CHAIN_DIR).exists(), "nothing written");
+    }
 
     fn task(name: &str, size: usize) -> (TaskSpec, Task) {
         let spec = TaskSpec::from_name(name, size, &TaskOptions::default()).unwrap();

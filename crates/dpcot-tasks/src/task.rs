@@ -68,6 +68,15 @@ pub trait DpTask: Send + Sync {
     /// chain's end are at the step past it, as the checker reports an overlong chain.
     fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError>;
 
+    /// The token at position `index` of a completion of `prompt` when the task gives it rather
+    /// than the model predicting it, else `None`: the inputs that LIS with inline inputs places
+    /// inside its chain (`crate::lis`). A given token is not in the loss, and greedy decoding
+    /// writes it instead of the model's choice. No other task gives tokens.
+    fn given(&self, prompt: &[TokenId], index: usize) -> Option<TokenId> {
+        let _ = (prompt, index);
+        None
+    }
+
     /// Splits a whole sequence at its first separator and checks the rest.
     fn check_sequence(&self, tokens: &[TokenId]) -> Result<CheckReport, TaskError> {
         let prompt_len = self.prompt_len(tokens)?;
@@ -122,6 +131,10 @@ pub enum TaskSpec {
         /// Locality window m of the m-local variant.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<usize>,
+        /// Each step carries its input, given inside the chain, so that every read is within
+        /// the last 3m + 1 tokens (needs a window).
+        #[serde(default, skip_serializing_if = "is_false")]
+        inline_inputs: bool,
     },
     /// Weighted edit distance of two strings of about `length` letters, the DP table written
     /// row by row; with a `band`, only cells with |i − j| ≤ band exist (the local variant).
@@ -137,6 +150,10 @@ pub enum TaskSpec {
     },
 }
 
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
 /// The task and every knob, as a person reads them: `lis 4 (range 250, window 2)`.
 impl std::fmt::Display for TaskSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,10 +165,14 @@ impl std::fmt::Display for TaskSpec {
                 length,
                 range,
                 window,
+                inline_inputs,
             } => {
                 write!(f, "lis {length} (range {range}")?;
                 if let Some(m) = window {
                     write!(f, ", window {m}")?;
+                }
+                if inline_inputs {
+                    write!(f, ", inline inputs")?;
                 }
                 write!(f, ")")
             }
@@ -234,6 +255,10 @@ pub struct TaskOptions {
     /// LIS locality window m: dp_i looks back m positions only.
     #[cfg_attr(feature = "clap", arg(long))]
     pub window: Option<usize>,
+    /// LIS with a window: each step of the chain carries its input (given, not predicted), so
+    /// that every read is within the last 3m + 1 tokens.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub inline_inputs: bool,
     /// Edit-distance number tokens 0..K [default: max(60, largest table value + 1)].
     #[cfg_attr(feature = "clap", arg(long))]
     pub numbers: Option<u32>,
@@ -267,6 +292,7 @@ impl TaskSpec {
             TaskKind::Arithmetic => {
                 reject("range", options.range.is_some())?;
                 reject("window", options.window.is_some())?;
+                reject("inline_inputs", options.inline_inputs)?;
                 reject("numbers", options.numbers.is_some())?;
                 reject("band", options.band.is_some())?;
                 TaskSpec::Arithmetic {
@@ -282,12 +308,14 @@ impl TaskSpec {
                     length: size,
                     range: options.range.unwrap_or_else(|| Lis::default_range(size)),
                     window: options.window,
+                    inline_inputs: options.inline_inputs,
                 }
             }
             TaskKind::Ed => {
                 reject("modulus", options.modulus.is_some())?;
                 reject("range", options.range.is_some())?;
                 reject("window", options.window.is_some())?;
+                reject("inline_inputs", options.inline_inputs)?;
                 TaskSpec::EditDistance {
                     length: size,
                     numbers: options
@@ -337,7 +365,8 @@ impl Task {
                 length,
                 range,
                 window,
-            } => Task::Lis(Lis::new(length, range, window)?),
+                inline_inputs,
+            } => Task::Lis(Lis::new(length, range, window)?.with_inline_inputs(inline_inputs)?),
             TaskSpec::EditDistance {
                 length,
                 numbers,
@@ -391,6 +420,9 @@ impl DpTask for Task {
     fn steps_of(&self, example: &Example) -> Result<Vec<usize>, TaskError> {
         self.inner().steps_of(example)
     }
+    fn given(&self, prompt: &[TokenId], index: usize) -> Option<TokenId> {
+        self.inner().given(prompt, index)
+    }
 }
 
 #[cfg(test)]
@@ -412,7 +444,8 @@ mod tests {
             TaskSpec::Lis {
                 length: 16,
                 range: 250,
-                window: None
+                window: None,
+                inline_inputs: false,
             }
         );
         assert_eq!(
@@ -476,6 +509,7 @@ mod tests {
             length: 8,
             range: 250,
             window: Some(3),
+            inline_inputs: false,
         };
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(json, r#"{"task":"lis","length":8,"range":250,"window":3}"#);

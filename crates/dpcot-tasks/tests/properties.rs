@@ -19,7 +19,8 @@ fn any_task() -> impl Strategy<Value = Task> {
         (1usize..=24, prop::option::of(1usize..=6)).prop_map(|(n, window)| TaskSpec::Lis {
             length: n,
             range: Lis::default_range(n),
-            window
+            window,
+            inline_inputs: false,
         }),
         (1usize..=10, prop::option::of(0usize..=4)).prop_map(|(n, band)| TaskSpec::EditDistance {
             length: n,
@@ -154,6 +155,35 @@ proptest! {
                 .unwrap_or(0);
             prop_assert_eq!(chain[i], from_window, "dp_{} is not a function of the last {} steps", i, m);
         }
+
+        // With inline inputs, step i is `a_i dp_i r_i` at chain positions 3i, 3i + 1, 3i + 2:
+        // everything it needs is found in the chain, at most 3m + 1 tokens back.
+        let inline = Lis::new(n, Lis::default_range(n), Some(m)).unwrap().with_inline_inputs(true).unwrap();
+        let example = inline.generate(&mut rng);
+        let chain: Vec<u32> = example.completion()[..3 * n].iter().map(|&t| number(t)).collect();
+        let prompt: Vec<u32> = example.prompt()[..n].iter().map(|&t| number(t)).collect();
+        let read = |at: usize, from: usize| {
+            assert!(at < from && from - at <= 3 * m + 1, "position {} reads {} back", from, from - at);
+            chain[at]
+        };
+        for i in 0..n {
+            prop_assert_eq!(chain[3 * i], prompt[i], "a_{} is given from the prompt", i);
+            prop_assert_eq!(inline.given(example.prompt(), 3 * i), Some(example.completion()[3 * i]));
+            let dp_at = 3 * i + 1;
+            let a_i = read(3 * i, dp_at);
+            let dp = 1 + (i.saturating_sub(m)..i)
+                .filter(|&j| read(3 * j, dp_at) < a_i)
+                .map(|j| read(3 * j + 1, dp_at))
+                .max()
+                .unwrap_or(0);
+            prop_assert_eq!(chain[dp_at], dp, "dp_{}", i);
+            let r_at = 3 * i + 2;
+            let before = if i == 0 { 0 } else { read(3 * i - 1, r_at) };
+            prop_assert_eq!(chain[r_at], before.max(read(dp_at, r_at)), "r_{}", i);
+        }
+        let answer = number(example.completion()[3 * n + 1]);
+        prop_assert_eq!(answer, chain[3 * n - 1], "the answer is r_n, two tokens back");
+        prop_assert_eq!(example.tokens.len(), inline.max_len());
 
         let w = m - 1;
         let ed = EditDistance::new(n, EditDistance::default_numbers(n, Some(w)), Some(w)).unwrap();

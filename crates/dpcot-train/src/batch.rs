@@ -1,9 +1,10 @@
 //! Batches: sequences padded to the longest of the batch, next-token targets, and the loss
-//! mask covering the supervised part (everything after the first separator).
+//! mask covering the supervised part (everything after the first separator that the task does
+//! not give).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use dpcot_tasks::vocab::PAD;
-use dpcot_tasks::Example;
+use dpcot_tasks::{DpTask, Example};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,8 +29,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The batch of `examples`, on `device`.
-    pub fn new(examples: &[&Example], device: &Device) -> Self {
+    /// The batch of `examples` of `task`, on `device`.
+    pub fn new(examples: &[&Example], task: &dyn DpTask, device: &Device) -> Self {
         let rows = examples.len();
         let seq = examples
             .iter()
@@ -45,8 +46,12 @@ impl Batch {
             for t in 0..tokens.len() - 1 {
                 inputs[r * seq + t] = tokens[t] as i64;
                 targets[r * seq + t] = tokens[t + 1];
-                // Position t predicts token t + 1, supervised once past the prompt.
-                mask[r * seq + t] = t + 1 >= example.prompt_len;
+                // Position t predicts token t + 1, supervised once past the prompt unless the
+                // task gives that token.
+                mask[r * seq + t] = t + 1 >= example.prompt_len
+                    && task
+                        .given(example.prompt(), t + 1 - example.prompt_len)
+                        .is_none();
             }
         }
         let supervised = mask.iter().filter(|&&m| m).count();
@@ -113,6 +118,7 @@ impl BatchOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dpcot_tasks::{TaskOptions, TaskSpec};
 
     #[test]
     fn targets_are_shifted_and_the_mask_starts_after_the_prompt() {
@@ -125,7 +131,11 @@ mod tests {
             tokens: vec![5, 1, 8, 2],
             prompt_len: 2,
         };
-        let batch = Batch::new(&[&a, &b], &device);
+        let task = TaskSpec::from_name("lis", 3, &TaskOptions::default())
+            .unwrap()
+            .build()
+            .unwrap();
+        let batch = Batch::new(&[&a, &b], &task, &device);
         assert_eq!(
             batch.seq, 4,
             "padded to the longest of the batch, not a global maximum"
@@ -138,6 +148,51 @@ mod tests {
         assert_eq!(batch.supervised, 4);
         let inputs: Vec<i64> = batch.inputs.into_data().iter::<i64>().collect();
         assert_eq!(inputs, vec![5, 6, 1, 7, 5, 1, 8, 0]);
+    }
+
+    #[test]
+    fn tokens_the_task_gives_are_not_supervised() {
+        let device = Device::default();
+        let options = TaskOptions {
+            window: Some(2),
+            inline_inputs: true,
+            ..TaskOptions::default()
+        };
+        let task = TaskSpec::from_name("lis", 3, &options)
+            .unwrap()
+            .build()
+            .unwrap();
+        let example = task
+            .parse_example("20 30 10 <sep> 20 1 1 30 2 2 10 1 2 <sep> 2")
+            .unwrap();
+        let batch = Batch::new(&[&example], &task, &device);
+        // Targets 1.. of the 14 inputs: the prompt's 3 numbers and <sep> are not supervised, nor
+        // the given a_i at completion positions 0, 3, 6.
+        let expected: Vec<bool> = (1..example.tokens.len())
+            .map(|t| t >= 4 && !((t - 4) % 3 == 0 && t - 4 < 9))
+            .collect();
+        assert_eq!(batch.host_mask, expected);
+        assert_eq!(
+            batch.supervised, 9,
+            "dp and r of 3 steps, the <sep>, answer and <eos>"
+        );
+
+        let plain = TaskSpec::from_name(
+            "lis",
+            3,
+            &TaskOptions {
+                window: Some(2),
+                ..TaskOptions::default()
+            },
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let batch = Batch::new(&[&example], &plain, &device);
+        assert_eq!(
+            batch.supervised, 12,
+            "a task that gives nothing supervises all"
+        );
     }
 
     #[test]

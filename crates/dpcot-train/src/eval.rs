@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Int, Tensor};
-use dpcot_model::generate::greedy_decode;
+use dpcot_model::generate::greedy_decode_given;
 use dpcot_model::Transformer;
 use dpcot_tasks::vocab::EOS;
 use dpcot_tasks::{DpTask, Example, Task, TaskSpec};
@@ -117,7 +117,7 @@ pub fn evaluate(
     let mut tf_first_wrong = Vec::new();
     for chunk in examples.chunks(batch_size) {
         let refs: Vec<&Example> = chunk.iter().collect();
-        let batch = Batch::new(&refs, device);
+        let batch = Batch::new(&refs, task, device);
         let predicted: Tensor<3, Int> = model.forward(batch.inputs.clone()).argmax(2);
         let predicted: Vec<i64> = predicted.into_data().iter::<i64>().collect();
         for (r, example) in chunk.iter().enumerate() {
@@ -155,7 +155,9 @@ pub fn evaluate(
     for (_, group) in groups {
         for chunk in group.chunks(batch_size) {
             let prompts: Vec<Vec<u32>> = chunk.iter().map(|e| e.prompt().to_vec()).collect();
-            let outputs = greedy_decode(model, &prompts, EOS, task.max_len(), device)?;
+            let given = |row: usize, index: usize| task.given(&prompts[row], index);
+            let outputs =
+                greedy_decode_given(model, &prompts, &given, EOS, task.max_len(), device)?;
             for (example, output) in chunk.iter().zip(&outputs) {
                 decode_tokens += output.len();
                 let report = task.check(example.prompt(), output)?;

@@ -124,7 +124,7 @@ pub fn train(
         let started = Instant::now();
         let examples = data.train.batch(step, train_config.batch_size)?;
         let refs: Vec<&Example> = examples.iter().collect();
-        let batch = Batch::new(&refs, &device);
+        let batch = Batch::new(&refs, &task, &device);
         // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones: the
         // fused dropout's stream on burn-flex, burn's generator on the other backends.
         let seed = step_seed(train_config.seed, step);

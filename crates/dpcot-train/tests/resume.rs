@@ -18,6 +18,7 @@ fn config() -> RunConfig {
         length: 4,
         range: 16,
         window: None,
+        inline_inputs: false,
     };
     let built = task.build().unwrap();
     let mut model = ModelConfig::new(
@@ -76,7 +77,7 @@ fn final_logits(dir: &Path, config: &RunConfig) -> Vec<f32> {
     let task = config.task.build().unwrap();
     let test = dpcot_train::data::load_data(config, &task).unwrap().test;
     let examples: Vec<_> = test.iter().take(16).collect();
-    let batch = dpcot_train::batch::Batch::new(&examples, &device);
+    let batch = dpcot_train::batch::Batch::new(&examples, &task, &device);
     model
         .forward(batch.inputs)
         .into_data()

@@ -15,6 +15,7 @@ fn lis4() -> TaskSpec {
         length: 4,
         range: 16,
         window: None,
+        inline_inputs: false,
     }
 }
 
@@ -343,6 +344,7 @@ fn a_dataset_of_another_task_is_refused() {
             length: 5,
             range: 16,
             window: None,
+            inline_inputs: false,
         },
         AttentionKind::Softmax,
         10,
