@@ -280,10 +280,19 @@ impl Profile {
             let chains = sweep
                 .points()
                 .map_err(|e| format!("{} sweep: {e}", sweep.task))?;
+            // Every task must build (knobs that contradict each other, sizes past the caps),
+            // before any run starts rather than in each run.
+            let tasks = chains
+                .iter()
+                .flatten()
+                .map(|spec| {
+                    spec.build()
+                        .map_err(|e| format!("the {} sweep, {spec}: {e}", sweep.task))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             if sweep.models(self).contains(&ModelChoice::Sparse) && self.model.sets_sparse() {
                 // The pattern must fit every size: the summary width may not exceed the block.
-                for spec in chains.iter().flatten() {
-                    let task = spec.build().map_err(|e| format!("{spec:?}: {e}"))?;
+                for task in &tasks {
                     let config = ModelConfig::new(
                         task.vocab().len(),
                         task.max_len(),
@@ -364,6 +373,19 @@ models = ["standard", { sliding = { window = 3 } }]
                 inline_inputs: false,
             }
         );
+
+        let (_dir, path) =
+            write(&PROFILE.replace("windows = [2, 3]", "windows = [2, 3]\ninline_inputs = true"));
+        let inline = Profile::load(&path).unwrap().sweeps[1].points().unwrap();
+        assert_eq!(
+            inline[0][0],
+            TaskSpec::Lis {
+                length: 4,
+                range: 250,
+                window: Some(2),
+                inline_inputs: true,
+            }
+        );
     }
 
     #[test]
@@ -403,6 +425,13 @@ models = ["standard", { sliding = { window = 3 } }]
             (
                 PROFILE.replace("experiment = \"locality\"", "experiment = \"local\""),
                 "unknown variant `local`",
+            ),
+            (
+                PROFILE.replace(
+                    "task = \"lis\"\nsizes = [8, 4]",
+                    "task = \"lis\"\ninline_inputs = true\nsizes = [8, 4]",
+                ),
+                "needs a window",
             ),
             (
                 PROFILE.replace(
