@@ -270,12 +270,13 @@ impl Profile {
                     sweep.task
                 ));
             }
-            if let Some(&d) = sweep.dims.iter().find(|&&d| d % self.heads() != 0) {
-                return Err(format!(
-                    "dimension {d} of the {} sweep is not divisible by {} heads",
-                    sweep.task,
-                    self.heads()
-                ));
+            // The model settings at every dimension (heads dividing it, at least one head and
+            // layer, dropout in range); the task's vocabulary and length are checked per run.
+            for &d in &sweep.dims {
+                self.model
+                    .apply(ModelConfig::new(1, 1, d, AttentionKind::Softmax))
+                    .validate()
+                    .map_err(|e| format!("dimension {d} of the {} sweep: {e}", sweep.task))?;
             }
             let chains = sweep
                 .points()
@@ -421,6 +422,10 @@ models = ["standard", { sliding = { window = 3 } }]
                         "models = [\"standard\", \"sparse\"]",
                     ),
                 "sparse settings do not fit",
+            ),
+            (
+                PROFILE.replace("[train]", "[model]\nn_heads = 0\n[train]"),
+                "`n_heads` must be at least 1",
             ),
             (
                 PROFILE.replace("experiment = \"locality\"", "experiment = \"local\""),
