@@ -8,50 +8,14 @@ use std::time::SystemTime;
 mod common;
 use common::{dpcot, text};
 
-/// One row of the table: the arguments after `dpcot`, and what the message must contain.
-#[derive(Debug)]
-struct Row {
-    args: Vec<String>,
-    expected: String,
-}
+#[path = "support/error_table.rs"]
+mod error_table;
+use error_table::{code_span, Row};
 
-/// A markdown code span's content: `` `a` `` or ``` `` a ` b `` ```.
-fn code_span(cell: &str) -> Option<&str> {
-    let cell = cell.trim();
-    let ticks = cell.len() - cell.trim_start_matches('`').len();
-    if ticks == 0 || !cell.ends_with(&"`".repeat(ticks)) || cell.len() < 2 * ticks {
-        return None;
-    }
-    let inner = &cell[ticks..cell.len() - ticks];
-    Some(if ticks > 1 { inner.trim() } else { inner })
-}
-
+/// The `dpcot` rows of docs/errors.md.
 fn rows() -> Vec<Row> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
-    let doc = std::fs::read_to_string(&path).unwrap();
-    let rows: Vec<Row> = doc
-        .lines()
-        .filter(|line| line.starts_with("| `dpcot "))
-        .map(|line| {
-            let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
-            assert_eq!(
-                cells.len(),
-                3,
-                "{}: a row has three cells: {line}",
-                path.display()
-            );
-            let command = code_span(cells[0]).unwrap_or_else(|| panic!("no command: {line}"));
-            let expected = code_span(cells[2]).unwrap_or_else(|| panic!("no message: {line}"));
-            Row {
-                args: command
-                    .split_whitespace()
-                    .skip(1)
-                    .map(String::from)
-                    .collect(),
-                expected: expected.to_string(),
-            }
-        })
-        .collect();
+    let rows = error_table::rows(&path, "dpcot");
     assert!(
         rows.len() >= 30,
         "only {} rows read from {}",
