@@ -76,4 +76,11 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(steps.len(), completion.len(), "{report:?}");
         assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
     }
+    // Training and decoding ask which completion tokens are given, for any prompt: a given
+    // token is one of the prompt's.
+    for index in 0..completion.len() + 2 {
+        if let Some(id) = task.given(&prompt, index) {
+            assert!(prompt.contains(&id), "given {id} at {index}");
+        }
+    }
 });

@@ -32,6 +32,14 @@ pub fn tasks() -> &'static [(TaskSpec, Task)] {
             ("arithmetic", 6, options(|o| o.modulus = Some(7))),
             ("lis", 12, options(|o| o.range = Some(40))),
             ("ed", 8, options(|o| o.numbers = Some(30))),
+            (
+                "lis",
+                5,
+                options(|o| {
+                    o.window = Some(2);
+                    o.inline_inputs = true;
+                }),
+            ),
         ]
         .into_iter()
         .map(|(name, size, options)| {
