@@ -186,6 +186,8 @@ pub fn load(
     let model = model
         .try_load_record(record)
         .map_err(|e| corrupt(format!("model record does not fit the model: {e}")))?;
+    // The loaded model's parameters: loading gives them the record's ids, which the optimizer
+    // record refers to (so the fresh model's, read above for the data types, would not do).
     check_optimizer_record(optimizer_bytes, &model)
         .map_err(|reason| corrupt(format!("optimizer record: {reason}")))?;
     let optimizer = optimizer
