@@ -55,22 +55,23 @@ impl Point {
     fn measured(record: &RunRecord, sizes: &mut ProblemSizes) -> Result<Self, AnalysisError> {
         let spec = &record.key.task;
         let task = spec.build()?;
-        let (base, locality, knob) = match *spec {
-            TaskSpec::Arithmetic { .. } => ("arithmetic", None, ""),
-            TaskSpec::Lis { window, .. } => ("lis", window, "window"),
-            TaskSpec::EditDistance { band, .. } => ("ed", band, "band"),
-        };
-        let inline = matches!(
-            spec,
+        let (base, locality, knob, variant) = match *spec {
+            TaskSpec::Arithmetic { .. } => ("arithmetic", None, "", ""),
             TaskSpec::Lis {
-                inline_inputs: true,
+                window,
+                inline_inputs,
                 ..
-            }
-        );
+            } => (
+                "lis",
+                window,
+                "window",
+                if inline_inputs { "-inline" } else { "" },
+            ),
+            TaskSpec::EditDistance { band, .. } => ("ed", band, "band", ""),
+        };
         let family = match locality {
             None => base.to_string(),
-            Some(m) if inline => format!("{base}-{knob}{m}-inline"),
-            Some(m) => format!("{base}-{knob}{m}"),
+            Some(m) => format!("{base}-{knob}{m}{variant}"),
         };
         let name = task.name();
         let length = *sizes
