@@ -6,21 +6,32 @@
 //! batched products are one `gemm` call per (sequence, head), each packing its operands, which
 //! at the experiments' small heads (`d_head` 4–16, `L` ≤ 128) costs more than the arithmetic.
 //! Here each (sequence, head) is one task: its scores, softmax, dropout and output row by row,
-//! reading only the keys at or before the query (half the products of the dense form). Tasks
-//! run in parallel over rayon's pool; each writes only its own head's outputs, so the results do
-//! not depend on the number of threads.
+//! with the probabilities of keys after the query never computed from their scores (half the
+//! work of the dense form). Tasks run in parallel over rayon's pool; each writes only its own
+//! head's outputs, so the results do not depend on the number of threads.
+//!
+//! Heads are too narrow for a vector register, so the loops run over keys instead: a head's
+//! keys (and, backward, its values) are transposed once, and a query's scores are `d` rows of
+//! `Kᵀ` scaled and summed, 16 keys at a time. Weighted sums of rows (the output `PV`, the
+//! gradient `dQ`) keep the head's width in registers, with a copy of the loop for each usual
+//! width.
 //!
 //! The probabilities are kept for the backward pass, as the composed form keeps them, so the
 //! backward pass is one more pass per head:
 //! `dV = P̃ᵀ dO`, `dP = (dO Vᵀ) ∘ M/(1 − p)`, `dS = P ∘ (dP − rowsum(P ∘ dP))`,
 //! `dQ = s·dS K`, `dK = s·dSᵀ Q`, with `P̃ = P ∘ M/(1 − p)` the dropped probabilities and `M` the
-//! dropout mask, regenerated from its key ([`super::dropout`]).
+//! dropout mask, regenerated from its key ([`super::dropout`]). `dK` and `dV` are accumulated
+//! transposed, a row of keys at a time.
 
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::cpu::exp_f32;
+use super::cpu::{dot, exp_shifted_sum, max_scaled};
 use super::dropout::Mask;
+
+/// Keys per step of the loops that run over keys: two AVX registers of `f32`, so that each step
+/// has two independent chains of multiply-adds.
+const KEYS: usize = 16;
 
 /// The shape of one call: `heads` independent (sequence, head) pairs, each with `len` queries and
 /// keys of width `d` and values of width `dv`.
@@ -30,6 +41,14 @@ pub(crate) struct Shape {
     pub len: usize,
     pub d: usize,
     pub dv: usize,
+}
+
+impl Shape {
+    /// The row length of the transposed (`[width, keys]`) copies of a head's keys and values:
+    /// `len` rounded up to whole steps of [`KEYS`], the padding zero.
+    fn stride(self) -> usize {
+        self.len.div_ceil(KEYS) * KEYS
+    }
 }
 
 /// Inputs of one head.
@@ -50,28 +69,139 @@ impl<'a> Head<'a> {
     }
 }
 
+// The loops below run over keys, not over a head's width: heads are 4–16 wide in the
+// experiments, too narrow for a vector register, while a row has up to `len` keys. So each head's
+// keys and values are first transposed to `[width, stride]` (`kᵀ`, `vᵀ`), and a query's scores
+// are a sum of `d` rows of `kᵀ` scaled by the query's components, [`KEYS`] keys at a time.
+
+/// `mᵀ[c·stride + j] = m[j·width + c]`: a `[rows, width]` matrix into `[width, stride]`, times
+/// `scale`.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for lane in 0..8 {
-            acc[lane] += x[lane] * y[lane];
+fn transpose(m: &[f32], width: usize, stride: usize, scale: f32, mt: &mut [f32]) {
+    for (j, row) in m.chunks_exact(width).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            mt[c * stride + j] = scale * x;
         }
     }
-    let mut tail = 0.0;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `y += a·x`.
+/// The inverse of [`transpose`] (scale 1): `m[j·width + c] = mᵀ[c·stride + j]`.
 #[inline(always)]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
+fn transpose_back(mt: &[f32], width: usize, stride: usize, m: &mut [f32]) {
+    for (j, row) in m.chunks_exact_mut(width).enumerate() {
+        for (c, y) in row.iter_mut().enumerate() {
+            *y = mt[c * stride + j];
+        }
+    }
+}
+
+/// `out[j] = Σ_c x[c]·mᵀ[c·stride + j]` for the first `n` keys, rounded up to a whole step of
+/// [`KEYS`] (`out` and the rows of `mᵀ` must be that long): the row vector `x` times `m`
+/// transposed, i.e. `x`'s dot product with each of the first `n` rows of `m`.
+#[inline(always)]
+fn times_transposed(x: &[f32], mt: &[f32], stride: usize, n: usize, out: &mut [f32]) {
+    let steps = n.div_ceil(KEYS);
+    for (step, out) in out.as_chunks_mut::<KEYS>().0[..steps]
+        .iter_mut()
+        .enumerate()
+    {
+        let mut acc = [0.0f32; KEYS];
+        for (c, &xc) in x.iter().enumerate() {
+            let keys: &[f32; KEYS] = mt[c * stride + step * KEYS..][..KEYS]
+                .try_into()
+                .expect("KEYS values");
+            for (a, &m) in acc.iter_mut().zip(keys) {
+                *a += xc * m;
+            }
+        }
+        *out = acc;
+    }
+}
+
+/// `mᵀ[c·stride + j] += x[c]·y[j]` for every `j < y.len()`: the outer product `yxᵀ` added to
+/// `m` through its transpose. `y` is whole steps of [`KEYS`] (zero past the keys it is for), so
+/// the loop has no scalar tail.
+#[inline(always)]
+fn add_outer_transposed(x: &[f32], y: &[f32], mt: &mut [f32], stride: usize) {
+    let (y, tail) = y.as_chunks::<KEYS>();
+    debug_assert!(tail.is_empty());
+    for (c, &xc) in x.iter().enumerate() {
+        let row = mt[c * stride..].as_chunks_mut::<KEYS>().0;
+        for (m, ys) in row.iter_mut().zip(y) {
+            // Through a copy: LLVM does not vectorise the update in place, unsure whether `m`
+            // and `ys` overlap.
+            let mut sum = *m;
+            for (s, &yj) in sum.iter_mut().zip(ys) {
+                *s += xc * yj;
+            }
+            *m = sum;
+        }
+    }
+}
+
+/// `buffer[..n]` and zeros up to the next whole step of [`KEYS`].
+#[inline(always)]
+fn padded(buffer: &mut [f32], n: usize) -> &mut [f32] {
+    let padded = &mut buffer[..n.div_ceil(KEYS) * KEYS];
+    padded[n..].fill(0.0);
+    padded
+}
+
+/// `out = Σ_j w[j]·m[j·width..][..width]` with `width = out.len()`: a weighted sum of the first
+/// `w.len()` rows of `m`. The heads' usual widths get a copy of the loop with the width known,
+/// so that the sum stays in registers.
+#[inline(always)]
+fn weighted_rows(w: &[f32], m: &[f32], out: &mut [f32]) {
+    match out.len() {
+        4 => weighted_rows_of::<4>(w, m, out),
+        8 => weighted_rows_of::<8>(w, m, out),
+        16 => weighted_rows_of::<16>(w, m, out),
+        32 => weighted_rows_of::<32>(w, m, out),
+        64 => weighted_rows_of::<64>(w, m, out),
+        width => {
+            out.fill(0.0);
+            for (&wj, row) in w.iter().zip(m.chunks_exact(width)) {
+                for (o, &x) in out.iter_mut().zip(row) {
+                    *o += wj * x;
+                }
+            }
+        }
+    }
+}
+
+/// [`weighted_rows`] for rows of `W` values, with even and odd rows summed apart (two
+/// independent chains of multiply-adds).
+#[inline(always)]
+fn weighted_rows_of<const W: usize>(w: &[f32], m: &[f32], out: &mut [f32]) {
+    let rows = &m.as_chunks::<W>().0[..w.len()];
+    let (mut even, mut odd) = ([0.0f32; W], [0.0f32; W]);
+    let (pairs, last) = w.as_chunks::<2>();
+    for (wp, rp) in pairs.iter().zip(rows.chunks_exact(2)) {
+        for ((e, o), (&x, &y)) in even
+            .iter_mut()
+            .zip(odd.iter_mut())
+            .zip(rp[0].iter().zip(&rp[1]))
+        {
+            *e += wp[0] * x;
+            *o += wp[1] * y;
+        }
+    }
+    if let [wl] = last {
+        for (e, &x) in even.iter_mut().zip(&rows[w.len() - 1]) {
+            *e += wl * x;
+        }
+    }
+    for ((y, e), o) in out.iter_mut().zip(even).zip(odd) {
+        *y = e + o;
+    }
+}
+
+/// The dropout factor of each of `p`'s first `n` keys in row `row` of a head's probabilities
+/// (`first` is the flat index of the row's first probability), multiplied into `p`.
+#[inline(always)]
+fn drop_row(mask: &Mask, first: u64, p: &mut [f32]) {
+    for (j, p) in p.iter_mut().enumerate() {
+        *p *= mask.factor(first + j as u64);
     }
 }
 
@@ -93,37 +223,36 @@ impl WithSimd for Forward<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         let Shape { len: l, d, dv, .. } = self.shape;
+        let stride = self.shape.stride();
         let Head { q, k, v } = self.head;
+        // The scale goes into kᵀ, so the scores come out scaled.
+        let mut kt = vec![0.0f32; d * stride];
+        transpose(k, d, stride, self.scale, &mut kt);
+        let mut scores = vec![0.0f32; stride];
+        let mut dropped = vec![0.0f32; stride];
         for i in 0..l {
+            let n = i + 1;
+            times_transposed(&q[i * d..][..d], &kt, stride, n, &mut scores);
+            let scores = &scores[..n];
             let row = &mut self.probs[i * l..][..l];
-            let qi = &q[i * d..][..d];
-            let mut max = f32::NEG_INFINITY;
-            for j in 0..=i {
-                let s = self.scale * dot(qi, &k[j * d..][..d]);
-                row[j] = s;
-                max = max.max(s);
-            }
-            let mut sum = 0.0;
-            for p in &mut row[..=i] {
-                *p = exp_f32(*p - max);
-                sum += *p;
-            }
-            let inv = 1.0 / sum;
-            for p in &mut row[..=i] {
+            let (p, future) = row.split_at_mut(n);
+            let max = max_scaled(scores, 1.0);
+            let inv = 1.0 / exp_shifted_sum(scores, p, 1.0, max);
+            for p in p.iter_mut() {
                 *p *= inv;
             }
-            row[i + 1..].fill(0.0);
+            future.fill(0.0);
 
-            let oi = &mut self.out[i * dv..][..dv];
-            oi.fill(0.0);
-            let first = self.offset + (i * l) as u64;
-            for (j, &p) in row[..=i].iter().enumerate() {
-                let w = match &self.mask {
-                    Some(mask) => p * mask.factor(first + j as u64),
-                    None => p,
-                };
-                axpy(w, &v[j * dv..][..dv], oi);
-            }
+            let weights = match &self.mask {
+                Some(mask) => {
+                    let w = &mut dropped[..n];
+                    w.copy_from_slice(p);
+                    drop_row(mask, self.offset + (i * l) as u64, w);
+                    &*w
+                }
+                None => &*p,
+            };
+            weighted_rows(weights, v, &mut self.out[i * dv..][..dv]);
         }
     }
 }
@@ -148,33 +277,42 @@ impl WithSimd for Backward<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         let Shape { len: l, d, dv, .. } = self.shape;
+        let stride = self.shape.stride();
         let Head { q, k, v } = self.head;
-        self.grad_q.fill(0.0);
-        self.grad_k.fill(0.0);
-        self.grad_v.fill(0.0);
-        let mut grad_p = vec![0.0f32; l];
+        let mut vt = vec![0.0f32; dv * stride];
+        transpose(v, dv, stride, 1.0, &mut vt);
+        // dKᵀ and dVᵀ, accumulated over the queries, one row of keys at a time.
+        let mut grad_kt = vec![0.0f32; d * stride];
+        let mut grad_vt = vec![0.0f32; dv * stride];
+        let mut grad_p = vec![0.0f32; stride];
+        let mut dropped = vec![0.0f32; stride];
+        let mut grad_s = vec![0.0f32; stride];
         for i in 0..l {
-            let row = &self.probs[i * l..][..=i];
+            let n = i + 1;
+            let p = &self.probs[i * l..][..n];
             let doi = &self.grad_out[i * dv..][..dv];
-            let first = self.offset + (i * l) as u64;
-            let mut weighted = 0.0;
-            for (j, &p) in row.iter().enumerate() {
-                let factor = match &self.mask {
-                    Some(mask) => mask.factor(first + j as u64),
-                    None => 1.0,
-                };
-                let g = factor * dot(doi, &v[j * dv..][..dv]);
-                grad_p[j] = g;
-                weighted += p * g;
-                axpy(p * factor, doi, &mut self.grad_v[j * dv..][..dv]);
+            // dP̃ = dO Vᵀ, then through the dropout: dP = dP̃ ∘ M/(1 − p).
+            times_transposed(doi, &vt, stride, n, &mut grad_p);
+            let grad_p = &mut grad_p[..n];
+            let dropped = padded(&mut dropped, n);
+            dropped[..n].copy_from_slice(p);
+            if let Some(mask) = &self.mask {
+                let first = self.offset + (i * l) as u64;
+                drop_row(mask, first, grad_p);
+                drop_row(mask, first, &mut dropped[..n]);
             }
-            let qi = &q[i * d..][..d];
-            for (j, &p) in row.iter().enumerate() {
-                let ds = self.scale * p * (grad_p[j] - weighted);
-                axpy(ds, &k[j * d..][..d], &mut self.grad_q[i * d..][..d]);
-                axpy(ds, qi, &mut self.grad_k[j * d..][..d]);
+            add_outer_transposed(doi, dropped, &mut grad_vt, stride);
+
+            let weighted = dot(p, grad_p);
+            let grad_s = padded(&mut grad_s, n);
+            for ((g, &p), &gp) in grad_s.iter_mut().zip(p).zip(grad_p.iter()) {
+                *g = self.scale * p * (gp - weighted);
             }
+            weighted_rows(&grad_s[..n], k, &mut self.grad_q[i * d..][..d]);
+            add_outer_transposed(&q[i * d..][..d], grad_s, &mut grad_kt, stride);
         }
+        transpose_back(&grad_kt, d, stride, self.grad_k);
+        transpose_back(&grad_vt, dv, stride, self.grad_v);
     }
 }
 

@@ -203,7 +203,7 @@ fn is_tail_lane(k: usize, tail: usize) -> bool {
 
 /// `max_j scale·x[j]` over a non-empty row.
 #[inline(always)]
-fn max_scaled(x: &[f32], scale: f32) -> f32 {
+pub(crate) fn max_scaled(x: &[f32], scale: f32) -> f32 {
     let Some(last) = x.last_chunk::<LANES>() else {
         return x
             .iter()
@@ -232,7 +232,7 @@ fn max_scaled(x: &[f32], scale: f32) -> f32 {
 
 /// Writes `y[j] = e^{scale·x[j] − shift}` and returns `Σ_j y[j]`.
 #[inline(always)]
-fn exp_shifted_sum(x: &[f32], y: &mut [f32], scale: f32, shift: f32) -> f32 {
+pub(crate) fn exp_shifted_sum(x: &[f32], y: &mut [f32], scale: f32, shift: f32) -> f32 {
     let exp = |v: f32| exp_f32(scale * v - shift);
     let tail = x.len() % LANES;
     let Some(x_last) = x.last_chunk::<LANES>() else {
@@ -267,7 +267,7 @@ fn exp_shifted_sum(x: &[f32], y: &mut [f32], scale: f32, shift: f32) -> f32 {
 
 /// `Σ_j a[j]·b[j]`.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let tail = a.len() % LANES;
     let (Some(a_last), Some(b_last)) = (a.last_chunk::<LANES>(), b.last_chunk::<LANES>()) else {
         return a.iter().zip(b).map(|(&u, &v)| u * v).sum();

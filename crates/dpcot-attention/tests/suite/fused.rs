@@ -328,6 +328,9 @@ fn causal_attention_agrees_at_model_shapes() {
     attention_case(2, 4, 21, 8, 13);
     attention_case(3, 2, 48, 16, 14);
     attention_case(1, 1, 1, 4, 15);
+    // The head widths of d_model 128 and 256, which the kernel has its own loops for.
+    attention_case(1, 2, 37, 32, 17);
+    attention_case(1, 1, 33, 64, 18);
 }
 
 #[test]
