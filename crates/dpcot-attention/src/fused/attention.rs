@@ -69,11 +69,6 @@ impl<'a> Head<'a> {
     }
 }
 
-// The loops below run over keys, not over a head's width: heads are 4–16 wide in the
-// experiments, too narrow for a vector register, while a row has up to `len` keys. So each head's
-// keys and values are first transposed to `[width, stride]` (`kᵀ`, `vᵀ`), and a query's scores
-// are a sum of `d` rows of `kᵀ` scaled by the query's components, [`KEYS`] keys at a time.
-
 /// `mᵀ[c·stride + j] = m[j·width + c]`: a `[rows, width]` matrix into `[width, stride]`, times
 /// `scale`.
 #[inline(always)]
@@ -196,8 +191,8 @@ fn weighted_rows_of<const W: usize>(w: &[f32], m: &[f32], out: &mut [f32]) {
     }
 }
 
-/// The dropout factor of each of `p`'s first `n` keys in row `row` of a head's probabilities
-/// (`first` is the flat index of the row's first probability), multiplied into `p`.
+/// Multiplies each of `p`'s values by its dropout factor, `p[0]` being the head's probability
+/// with flat index `first`.
 #[inline(always)]
 fn drop_row(mask: &Mask, first: u64, p: &mut [f32]) {
     for (j, p) in p.iter_mut().enumerate() {
