@@ -293,8 +293,12 @@ impl WithSimd for Backward<'_> {
             dropped[..n].copy_from_slice(p);
             if let Some(mask) = &self.mask {
                 let first = self.offset + (i * l) as u64;
-                drop_row(mask, first, grad_p);
-                drop_row(mask, first, &mut dropped[..n]);
+                // One hash per key for both rows.
+                for (j, (g, p)) in grad_p.iter_mut().zip(&mut dropped[..n]).enumerate() {
+                    let factor = mask.factor(first + j as u64);
+                    *g *= factor;
+                    *p *= factor;
+                }
             }
             add_outer_transposed(doi, dropped, &mut grad_vt, stride);
 
