@@ -1,7 +1,9 @@
 """The dpcot model, loss and optimizer in PyTorch, timed the way `dpcot bench` times them.
 
 `cargo xtask bench` runs this beside `dpcot bench` for every shape and prints dpcot/PyTorch
-ratios; run it alone with `python bench/torch_bench.py --help`.
+ratios; run it alone with `python bench/torch_bench.py --help`. With `--to-accuracy DIR` it
+trains instead, as `dpcot train --data DIR` does, until a target accuracy
+(`cargo xtask bench --to-accuracy`).
 
 The model is dpcot-model's decoder (crates/dpcot-model/src/transformer.rs): token embedding plus
 fixed sinusoidal positions, LayerNorm, dropout, pre-LN blocks (fused qkv projection, causal
@@ -277,6 +279,108 @@ def measure(args):
     }
 
 
+def read_dataset(path):
+    """A dpcot dataset file: its JSON header and its examples as (token ids, prompt length).
+
+    Each line is one example's words; dpcot appends `<eos>`, and the prompt ends with the first
+    `<sep>` (dpcot-tasks' dataset.rs).
+    """
+    with open(path) as f:
+        header = json.loads(f.readline())
+        ids = {word: i for i, word in enumerate(header["vocab"])}
+        examples = []
+        for line in f:
+            tokens = [ids[word] for word in line.split()] + [ids["<eos>"]]
+            examples.append((tokens, tokens.index(ids["<sep>"]) + 1))
+    return header, examples
+
+
+def make_batch(examples):
+    """Inputs, next-token targets and the loss mask (targets past the prompt), padded with 0."""
+    seq = max(len(tokens) for tokens, _ in examples) - 1
+    inputs = torch.zeros(len(examples), seq, dtype=torch.long)
+    targets = torch.zeros(len(examples), seq, dtype=torch.long)
+    mask = torch.zeros(len(examples), seq)
+    for row, (tokens, prompt_len) in enumerate(examples):
+        n = len(tokens) - 1
+        inputs[row, :n] = torch.tensor(tokens[:-1])
+        targets[row, :n] = torch.tensor(tokens[1:])
+        mask[row, prompt_len - 1 : n] = 1.0
+    return inputs, targets, mask
+
+
+def teacher_forced_accuracy(model, examples, batch):
+    """Share of examples whose every supervised token is the argmax: dpcot's headline for LIS."""
+    right = 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch):
+            inputs, targets, mask = make_batch(examples[start : start + batch])
+            wrong = (model(inputs).argmax(dim=2) != targets) & (mask > 0)
+            right += int((~wrong.any(dim=1)).sum())
+    return right / len(examples)
+
+
+def train_to_accuracy(args):
+    """Trains as `dpcot train --data DIR` does until the validation accuracy reaches the target.
+
+    The same split (the last `--validation-examples` of train.txt, training examples equal to
+    one of them left out), the same schedule (linear warm-up, then linear decay to 0 at
+    `--steps`), AdamW with weight decay on the matrices only, evaluation every `--eval-every`
+    steps. Only the training steps are timed; evaluation is not.
+    """
+    torch.manual_seed(args.seed)
+    header, train = read_dataset(f"{args.to_accuracy}/train.txt")
+    validation = train[-args.validation_examples :]
+    held_out = {tuple(tokens) for tokens, _ in validation}
+    train = [e for e in train[: -args.validation_examples] if tuple(e[0]) not in held_out]
+    model = Transformer(
+        len(header["vocab"]), args.d_model, args.layers, args.heads, args.model, header["max_len"], args.dropout
+    )
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": matrices, "weight_decay": 0.01}, {"params": vectors, "weight_decay": 0.0}],
+        lr=args.learning_rate,
+        eps=1e-8,
+    )
+
+    def learning_rate(step):
+        if step < args.warmup_steps:
+            return args.learning_rate * (step + 1) / args.warmup_steps
+        return args.learning_rate * (args.steps - step) / max(args.steps - args.warmup_steps, 1)
+
+    evaluations, train_seconds, order = [], 0.0, []
+    started_wall = time.perf_counter()
+    for step in range(args.steps):
+        started = time.perf_counter()
+        model.train()
+        if len(order) < args.batch:
+            order.extend(torch.randperm(len(train)).tolist())
+        picked, order = order[: args.batch], order[args.batch :]
+        inputs, targets, mask = make_batch([train[i] for i in picked])
+        loss = masked_cross_entropy(model(inputs), targets, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step)
+        optimizer.step()
+        train_seconds += time.perf_counter() - started
+        done = step + 1
+        if done % args.eval_every == 0 or done == args.steps:
+            model.eval()
+            accuracy = teacher_forced_accuracy(model, validation, args.batch)
+            evaluations.append({"step": done, "accuracy": accuracy, "train_seconds": train_seconds})
+            if accuracy >= args.target:
+                break
+    return {
+        "reached_target": evaluations[-1]["accuracy"] >= args.target,
+        "steps": evaluations[-1]["step"],
+        "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - started_wall,
+        "evaluations": evaluations,
+    }
+
+
 def gelu_tanh(x):
     return F.gelu(x, approximate="tanh")
 
@@ -342,9 +446,26 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: all cores]")
     parser.add_argument("--ops", action="store_true", help="time the step's operations one by one")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    training = parser.add_argument_group("--to-accuracy: training until a target accuracy")
+    training.add_argument("--to-accuracy", metavar="DIR", help="a dpcot dataset directory to train on")
+    training.add_argument("--steps", type=int, default=12000, help="the schedule's horizon")
+    training.add_argument("--learning-rate", type=float, default=1e-3)
+    training.add_argument("--warmup-steps", type=int, default=400)
+    training.add_argument("--dropout", type=float, default=0.0)
+    training.add_argument("--eval-every", type=int, default=250)
+    training.add_argument("--validation-examples", type=int, default=500)
+    training.add_argument("--target", type=float, default=0.9)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.to_accuracy:
+        result = train_to_accuracy(args)
+        if args.json:
+            print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "training": result}))
+        else:
+            for e in result["evaluations"]:
+                print(f"step {e['step']}: validation {100 * e['accuracy']:.1f}% after {e['train_seconds']:.1f} s")
+        return
     if args.ops:
         ops = measure_ops(args)
         if args.json:

@@ -31,7 +31,7 @@ use super::dropout::Mask;
 
 /// Keys per step of the loops that run over keys: two AVX registers of `f32`, so that each step
 /// has two independent chains of multiply-adds.
-const KEYS: usize = 16;
+pub(super) const KEYS: usize = 16;
 
 /// The shape of one call: `heads` independent (sequence, head) pairs, each with `len` queries and
 /// keys of width `d` and values of width `dv`.
@@ -94,7 +94,7 @@ fn transpose_back(mt: &[f32], width: usize, stride: usize, m: &mut [f32]) {
 /// [`KEYS`] (`out` and the rows of `mᵀ` must be that long): the row vector `x` times `m`
 /// transposed, i.e. `x`'s dot product with each of the first `n` rows of `m`.
 #[inline(always)]
-fn times_transposed(x: &[f32], mt: &[f32], stride: usize, n: usize, out: &mut [f32]) {
+pub(super) fn times_transposed(x: &[f32], mt: &[f32], stride: usize, n: usize, out: &mut [f32]) {
     let steps = n.div_ceil(KEYS);
     for (step, out) in out.as_chunks_mut::<KEYS>().0[..steps]
         .iter_mut()
@@ -117,7 +117,7 @@ fn times_transposed(x: &[f32], mt: &[f32], stride: usize, n: usize, out: &mut [f
 /// `m` through its transpose. `y` is whole steps of [`KEYS`] (zero past the keys it is for), so
 /// the loop has no scalar tail.
 #[inline(always)]
-fn add_outer_transposed(x: &[f32], y: &[f32], mt: &mut [f32], stride: usize) {
+pub(super) fn add_outer_transposed(x: &[f32], y: &[f32], mt: &mut [f32], stride: usize) {
     let (y, tail) = y.as_chunks::<KEYS>();
     debug_assert!(tail.is_empty());
     for (c, &xc) in x.iter().enumerate() {
@@ -136,7 +136,7 @@ fn add_outer_transposed(x: &[f32], y: &[f32], mt: &mut [f32], stride: usize) {
 
 /// `buffer[..n]` and zeros up to the next whole step of [`KEYS`].
 #[inline(always)]
-fn padded(buffer: &mut [f32], n: usize) -> &mut [f32] {
+pub(super) fn padded(buffer: &mut [f32], n: usize) -> &mut [f32] {
     let padded = &mut buffer[..n.div_ceil(KEYS) * KEYS];
     padded[n..].fill(0.0);
     padded
@@ -146,7 +146,7 @@ fn padded(buffer: &mut [f32], n: usize) -> &mut [f32] {
 /// `w.len()` rows of `m`. The heads' usual widths get a copy of the loop with the width known,
 /// so that the sum stays in registers.
 #[inline(always)]
-fn weighted_rows(w: &[f32], m: &[f32], out: &mut [f32]) {
+pub(super) fn weighted_rows(w: &[f32], m: &[f32], out: &mut [f32]) {
     match out.len() {
         4 => weighted_rows_of::<4>(w, m, out),
         8 => weighted_rows_of::<8>(w, m, out),

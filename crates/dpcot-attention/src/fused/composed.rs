@@ -32,6 +32,21 @@ pub fn causal_attention(
     drop_probabilities(probabilities, dropout).matmul(v)
 }
 
+/// [`super::sparse_attention`] as the block-sparse tensor operations of
+/// [`crate::kernels::sparse`]: batched products over the blocks and the summary keys, merged
+/// under one softmax.
+pub fn sparse_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    block: usize,
+    summaries: usize,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
+    crate::kernels::sparse::fixed(q, k, v, scale, block, summaries, dropout)
+}
+
 /// `[1, .., 1, l, l]` mask, `true` above the diagonal.
 fn future_mask<const D: usize>(l: usize, device: &burn::tensor::Device) -> Tensor<D, Bool> {
     let mut shape = [1; D];

@@ -20,6 +20,7 @@ use burn::tensor::{Int, Shape, Tensor, TensorData};
 use super::attention;
 use super::cpu;
 use super::dropout::{apply_mask, Mask};
+use super::sparse;
 
 /// Backend operations with a fused kernel on burn-flex (see the [module](super) docs).
 #[backend_extension(Flex, Autodiff)]
@@ -54,6 +55,43 @@ pub trait FusedOps: Backend {
         prob: f64,
         key: u64,
     ) -> FloatTensor<Self>;
+    /// [`super::sparse_attention`] with blocks of `block` positions (at most the length) and
+    /// `summaries` summary keys per block, dropping the local and the summary probabilities with
+    /// `prob` and the masks of `keys`.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_sparse_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f32,
+        block: usize,
+        summaries: usize,
+        prob: f64,
+        keys: [u64; 2],
+    ) -> FloatTensor<Self>;
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sparse_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    block: usize,
+    summaries: usize,
+    prob: f64,
+    keys: [u64; 2],
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_sparse_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        scale,
+        block,
+        summaries,
+        prob,
+        keys,
+    ))
 }
 
 pub(super) fn causal_attention(
@@ -175,11 +213,34 @@ impl FusedOps for Flex {
         let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
         attention_forward(&q, &k, &v, scale, mask(prob, key)).output
     }
+
+    fn fused_sparse_attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        scale: f32,
+        block: usize,
+        summaries: usize,
+        prob: f64,
+        keys: [u64; 2],
+    ) -> FlexTensor {
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        let shape = sparse_shape(&q, &v, block, summaries);
+        sparse_forward(&q, &k, &v, shape, scale, masks(prob, keys)).output
+    }
 }
 
 /// The dropout mask of `key`, if anything is dropped.
 fn mask(prob: f64, key: u64) -> Option<Mask> {
     (prob > 0.0).then(|| Mask::new(key, prob))
+}
+
+/// The sparse attention masks of `keys` (local, summary), if anything is dropped.
+fn masks(prob: f64, [local, summary]: [u64; 2]) -> Option<sparse::Masks> {
+    (prob > 0.0).then(|| sparse::Masks {
+        local: Mask::new(local, prob),
+        summary: Mask::new(summary, prob),
+    })
 }
 
 /// The per-head shape of `q: [batch, heads, len, d]` and `v: [.., dv]`.
@@ -223,6 +284,48 @@ fn attention_forward(
     AttentionForward {
         output: tensor(output, Shape::new([b, h, len, dv])),
         probabilities: tensor(probabilities, Shape::new([b, h, len, len])),
+    }
+}
+
+/// The per-head sparse shape of `q: [batch, heads, len, d]` and `v: [.., dv]`.
+fn sparse_shape(q: &FlexTensor, v: &FlexTensor, block: usize, summaries: usize) -> sparse::Shape {
+    let attention::Shape { heads, len, d, dv } = attention_shape(q, v);
+    sparse::Shape {
+        heads,
+        len,
+        d,
+        dv,
+        block,
+        summaries,
+    }
+}
+
+fn sparse_forward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    shape: sparse::Shape,
+    scale: f32,
+    masks: Option<sparse::Masks>,
+) -> AttentionForward {
+    let sparse::Shape { heads, len, dv, .. } = shape;
+    let width = shape.width();
+    let mut probabilities = vec![0.0; heads * len * width];
+    let mut output = vec![0.0; heads * len * dv];
+    sparse::forward(
+        values(q),
+        values(k),
+        values(v),
+        shape,
+        scale,
+        masks,
+        &mut probabilities,
+        &mut output,
+    );
+    let [b, h, ..] = q.shape().dims::<4>();
+    AttentionForward {
+        output: tensor(output, Shape::new([b, h, len, dv])),
+        probabilities: tensor(probabilities, Shape::new([b, h, len, width])),
     }
 }
 
@@ -655,6 +758,103 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                     probabilities: forward.probabilities,
                     scale,
                     mask,
+                },
+                forward.output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+
+    fn fused_sparse_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f32,
+        block: usize,
+        summaries: usize,
+        prob: f64,
+        keys: [u64; 2],
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SparseBackward;
+
+        /// What the backward pass of sparse attention reads.
+        #[derive(Debug, Clone)]
+        struct Saved {
+            q: FlexTensor,
+            k: FlexTensor,
+            v: FlexTensor,
+            probabilities: FlexTensor,
+            shape: sparse::Shape,
+            scale: f32,
+            masks: Option<sparse::Masks>,
+        }
+
+        impl Backward<Flex, 3> for SparseBackward {
+            type State = Saved;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let Saved {
+                    q,
+                    k,
+                    v,
+                    probabilities,
+                    shape,
+                    scale,
+                    masks,
+                } = ops.state;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let (mut grad_q, mut grad_k, mut grad_v) = (
+                    vec![0.0; values(&q).len()],
+                    vec![0.0; values(&k).len()],
+                    vec![0.0; values(&v).len()],
+                );
+                sparse::backward(
+                    values(&q),
+                    values(&k),
+                    values(&v),
+                    values(&probabilities),
+                    values(&grad),
+                    shape,
+                    scale,
+                    masks,
+                    &mut grad_q,
+                    &mut grad_k,
+                    &mut grad_v,
+                );
+                let shaped = |grad, like: &FlexTensor| tensor(grad, like.shape());
+                let computed = [shaped(grad_q, &q), shaped(grad_k, &k), shaped(grad_v, &v)];
+                let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
+                register(grads, parents, computed);
+            }
+        }
+
+        let (q, guard_q) = q.into_parts();
+        let (k, guard_k) = k.into_parts();
+        let (v, guard_v) = v.into_parts();
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        let shape = sparse_shape(&q, &v, block, summaries);
+        let masks = masks(prob, keys);
+        let forward = sparse_forward(&q, &k, &v, shape, scale, masks);
+        match SparseBackward
+            .prepare::<C>([guard_q, guard_k, guard_v])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                Saved {
+                    q,
+                    k,
+                    v,
+                    probabilities: forward.probabilities,
+                    shape,
+                    scale,
+                    masks,
                 },
                 forward.output,
             ),

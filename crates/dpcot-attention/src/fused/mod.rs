@@ -17,6 +17,7 @@
 //! | operation | forward | kept for backward |
 //! |---|---|---|
 //! | [`causal_attention`] | `softmax(s·QKᵀ + mask)V` per head, dropout inside | q, k, v, probabilities |
+//! | [`sparse_attention`] | the same over each query's block-sparse keys, per head | q, k, v, probabilities |
 //! | [`softmax`] | `softmax(scale·x)` over the last dim, optionally causal | the probabilities |
 //! | [`gelu_tanh`] | `x·σ(2√(2/π)(x + 0.044715x³))` | the input |
 //! | [`layer_norm`] | `(x − μ)/√(σ² + ε)·γ + β` over the last dim | input, γ, μ and 1/σ per row |
@@ -34,6 +35,8 @@ pub(crate) mod cpu;
 mod dropout;
 #[cfg(feature = "flex")]
 mod extension;
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+mod sparse;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -94,6 +97,51 @@ pub fn causal_attention(
         return extension::causal_attention(q, k, v, scale, prob, key);
     }
     composed::causal_attention(q, k, v, scale, dropout)
+}
+
+/// Block-sparse causal attention with the fixed pattern of Child et al.: query `i` of block `n`
+/// (blocks of `block` positions) sees the keys `j <= i` of its own block and the last `summaries`
+/// keys of every earlier block, under one softmax scaled by `scale`, with `dropout` (if any) on
+/// the probabilities while training.
+///
+/// Where the fused kernels run, one task per (sequence, head) gathers each block's keys once and
+/// computes its queries' scores, softmax, dropout and output row by row, and its backward pass
+/// likewise (`sparse`); the dropout masks are the ones the composed form's two dropout calls
+/// would draw (the local probabilities', then the summaries'). Elsewhere it is the composed form
+/// ([`composed::sparse_attention`]).
+///
+/// - q, k: `[batch, heads, L, d]`; v: `[batch, heads, L, dv]`
+/// - returns `[batch, heads, L, dv]`
+pub fn sparse_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    block: usize,
+    summaries: usize,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if runs_fused(&q) {
+        let l = q.dims()[2];
+        let block = crate::kernels::sparse::effective_block(block, l);
+        let training = q.device().is_autodiff();
+        let prob = match dropout {
+            Some(dropout) if training && dropout.training.is_enabled() => dropout.prob,
+            _ => 0.0,
+        };
+        // The composed form's dropout calls in its order: the local probabilities', then, with
+        // more than one block, the summaries'.
+        let keys = match prob > 0.0 {
+            true => [
+                dropout::next_key(),
+                if l > block { dropout::next_key() } else { 0 },
+            ],
+            false => [0, 0],
+        };
+        return extension::sparse_attention(q, k, v, scale, block, summaries, prob, keys);
+    }
+    composed::sparse_attention(q, k, v, scale, block, summaries, dropout)
 }
 
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as

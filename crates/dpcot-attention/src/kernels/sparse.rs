@@ -10,6 +10,7 @@ use super::common::{
 };
 use super::sliding::band;
 use crate::config::{SparseParams, SparsePattern};
+use crate::fused;
 
 /// Sparse Transformer attention, computed block-sparse (never as a masked `L×L` matrix).
 ///
@@ -26,6 +27,10 @@ use crate::config::{SparseParams, SparsePattern};
 ///
 /// Both parts are merged under a single softmax: the row maximum is taken over both score
 /// sets, and numerators and denominators of the two parts are added before dividing.
+///
+/// On burn-flex the fixed pattern runs as one fused kernel per head that gathers each block's
+/// keys once ([`fused::sparse_attention`]); the tensor operations described here are what the
+/// other backends run, and the fused kernel's tested reference.
 ///
 /// - q, k, v: `[batch, heads, seq, d_head]`
 /// - returns `[batch, heads, seq, d_head]`
@@ -49,14 +54,18 @@ pub(crate) fn sparse_attention_dropout(
     dropout: Option<&Dropout>,
 ) -> Tensor<4> {
     match params.pattern() {
-        SparsePattern::Fixed => fixed(
-            q,
-            k,
-            v,
-            params.block_size(),
-            params.summary_width(),
-            dropout,
-        ),
+        SparsePattern::Fixed => {
+            let d = q.dims()[3];
+            fused::sparse_attention(
+                q,
+                k,
+                v,
+                scale(d),
+                params.block_size(),
+                params.summary_width(),
+                dropout,
+            )
+        }
         SparsePattern::Strided => strided(q, k, v, params.block_size(), dropout),
     }
 }
@@ -66,10 +75,13 @@ pub(crate) fn effective_block(block: usize, l: usize) -> usize {
     block.min(l.max(1))
 }
 
-fn fixed(
+/// The fixed pattern composed from tensor operations, `q` scaled by `scale`: what
+/// [`fused::sparse_attention`] runs where the fused kernels do not, and their reference.
+pub(crate) fn fixed(
     q: Tensor<4>,
     k: Tensor<4>,
     v: Tensor<4>,
+    scale: f32,
     block: usize,
     c: usize,
     dropout: Option<&Dropout>,
@@ -79,7 +91,7 @@ fn fixed(
     let lp = padded_len(l, bs);
     let nb = lp / bs;
     let device = q.device();
-    let q = pad_seq(q.mul_scalar(scale(d)), lp);
+    let q = pad_seq(q.mul_scalar(scale), lp);
     let kb = pad_seq(k, lp).reshape([b, h, nb, bs, d]);
     let vb = pad_seq(v, lp).reshape([b, h, nb, bs, d]);
 

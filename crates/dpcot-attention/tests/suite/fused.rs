@@ -383,8 +383,130 @@ fn causal_attention_drops_what_dropout_of_the_probabilities_drops() {
     assert!(max_abs_diff(plain, dropped) > 1e-2);
 }
 
+#[allow(clippy::too_many_arguments)]
+fn sparse_case(
+    batch: usize,
+    heads: usize,
+    l: usize,
+    d: usize,
+    block: usize,
+    summaries: usize,
+    seed: u64,
+) {
+    let mut rng = DataRng::new(seed);
+    let (q, k, v) = qkv(&mut rng, batch, heads, l, d, &device());
+    let scale = 1.0 / (d as f32).sqrt();
+    assert_agree(
+        &format!("sparse attention [{batch}, {heads}, {l}, {d}] block {block} c {summaries}"),
+        [q, k, v],
+        |[q, k, v]| fused::sparse_attention(q, k, v, scale, block, summaries, None),
+        |[q, k, v]| composed::sparse_attention(q, k, v, scale, block, summaries, None),
+    );
+}
+
+#[test]
+fn sparse_attention_agrees_at_model_shapes() {
+    // The quick profile's block sizes: ⌈√L⌉ for L = 9..37.
+    sparse_case(2, 4, 21, 8, 5, 1, 21);
+    sparse_case(3, 2, 48, 16, 7, 1, 22);
+    // A partial last block, several summaries, one block, one position.
+    sparse_case(1, 2, 23, 8, 6, 3, 23);
+    sparse_case(1, 3, 10, 4, 16, 1, 24);
+    sparse_case(1, 1, 1, 4, 1, 1, 25);
+    // Blocks of one position: every earlier key is a summary.
+    sparse_case(1, 2, 9, 8, 1, 1, 26);
+    // The head widths with their own loops.
+    sparse_case(1, 2, 37, 32, 7, 2, 27);
+    sparse_case(1, 1, 33, 64, 6, 1, 28);
+}
+
+#[test]
+fn sparse_attention_is_not_dense_attention() {
+    // Negative control: past one block the pattern hides keys, so the fused sparse kernel must
+    // differ from causal attention over every key (and equal it within one block).
+    let mut rng = DataRng::new(29);
+    let (q, k, v) = qkv(&mut rng, 1, 2, 20, 8, &device());
+    let dense = fused::causal_attention(q.clone(), k.clone(), v.clone(), 0.4, None);
+    let sparse = fused::sparse_attention(q.clone(), k.clone(), v.clone(), 0.4, 5, 1, None);
+    assert!(max_abs_diff(dense.clone(), sparse) > 1e-2);
+    let one_block = fused::sparse_attention(q, k, v, 0.4, 20, 1, None);
+    assert_close(dense, one_block, "sparse attention within one block");
+}
+
+#[test]
+fn sparse_attention_drops_what_the_composed_forms_dropouts_drop() {
+    // The kernel's two masks are those the composed form's two dropout calls draw, in the same
+    // order, for its local and summary probability tensors: seeded alike, the two agree,
+    // gradients included.
+    use dpcot_attention::burn::nn::DropoutConfig;
+    let dropout = DropoutConfig::new(0.25).init();
+    let mut rng = DataRng::new(30);
+    let (q, k, v) = qkv(&mut rng, 2, 3, 19, 8, &device());
+    let run = |fused_kernel: bool, block: usize| {
+        let ad = device().autodiff();
+        let track = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad).require_grad();
+        let (q, k, v) = (track(&q), track(&k), track(&v));
+        fused::seed_dropout(99);
+        ad.seed(99);
+        let attend = match fused_kernel {
+            true => fused::sparse_attention,
+            false => composed::sparse_attention,
+        };
+        let out = attend(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            0.35,
+            block,
+            2,
+            Some(&dropout),
+        );
+        let readout = DataRng::new(3).tensor(out.dims(), 1.0, &ad);
+        let grads = (out.clone() * readout).sum().backward();
+        let grad =
+            |t: &Tensor<4>| Tensor::<4>::from_data(t.grad(&grads).unwrap().into_data(), &device());
+        [
+            Tensor::<4>::from_data(out.into_data(), &device()),
+            grad(&q),
+            grad(&k),
+            grad(&v),
+        ]
+    };
+    // Several blocks (two dropout calls), and one block (one call).
+    for block in [5, 19] {
+        let (fused_run, composed_run) = (run(true, block), run(false, block));
+        for (what, (f, c)) in ["output", "dq", "dk", "dv"]
+            .iter()
+            .zip(fused_run.into_iter().zip(composed_run))
+        {
+            assert_close(
+                f,
+                c,
+                &format!("sparse attention, block {block}, dropout: {what}"),
+            );
+        }
+    }
+    // And dropout did act.
+    let plain = fused::sparse_attention(q.clone(), k.clone(), v.clone(), 0.35, 5, 2, None);
+    let ad = device().autodiff();
+    fused::seed_dropout(99);
+    let lift = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad);
+    let dropped = fused::sparse_attention(lift(&q), lift(&k), lift(&v), 0.35, 5, 2, Some(&dropout));
+    let dropped = Tensor::<4>::from_data(dropped.into_data(), &device());
+    assert!(max_abs_diff(plain, dropped) > 1e-2);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn sparse_attention_agrees_on_random_shapes(
+        batch in 1usize..3, heads in 1usize..4, l in 1usize..40, d in 1usize..20,
+        block in 1usize..12, summaries in 1usize..4, seed: u64,
+    ) {
+        // The pattern needs c ≤ B (SparseParams checks it).
+        sparse_case(batch, heads, l, d, block, summaries.min(block), seed);
+    }
 
     #[test]
     fn causal_attention_agrees_on_random_shapes(
