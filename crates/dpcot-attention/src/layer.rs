@@ -9,6 +9,7 @@ use crate::cache::AttentionCache;
 use crate::config::{AttentionKernel, AttentionKind};
 use crate::error::AttentionError;
 use crate::flops;
+use crate::fused;
 
 /// Configuration of a [`CausalSelfAttention`] layer.
 #[derive(Config, Debug)]
@@ -210,7 +211,11 @@ impl CausalSelfAttention {
 /// - returns `[batch, seq, d_out]`
 pub fn linear_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, seq, d_in] = x.dims();
-    let out = layer.forward(x.reshape([batch * seq, d_in]));
+    let out = fused::linear(
+        x.reshape([batch * seq, d_in]),
+        layer.weight.val(),
+        layer.bias.as_ref().map(|bias| bias.val()),
+    );
     let d_out = out.dims()[1];
     out.reshape([batch, seq, d_out])
 }

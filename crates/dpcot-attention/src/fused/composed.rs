@@ -32,6 +32,11 @@ pub fn causal_attention(
     drop_probabilities(probabilities, dropout).matmul(v)
 }
 
+/// [`super::linear`] as burn's `linear`.
+pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    burn::tensor::module::linear(x, weight, bias)
+}
+
 /// [`super::sparse_attention`] as the block-sparse tensor operations of
 /// [`crate::kernels::sparse`]: batched products over the blocks and the summary keys, merged
 /// under one softmax.

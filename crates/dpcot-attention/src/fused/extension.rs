@@ -20,6 +20,7 @@ use burn::tensor::{Int, Shape, Tensor, TensorData};
 use super::attention;
 use super::cpu;
 use super::dropout::{apply_mask, Mask};
+use super::linear as linear_kernel;
 use super::sparse;
 
 /// Backend operations with a fused kernel on burn-flex (see the [module](super) docs).
@@ -55,6 +56,12 @@ pub trait FusedOps: Backend {
         prob: f64,
         key: u64,
     ) -> FloatTensor<Self>;
+    /// [`super::linear`] with a bias.
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
     /// [`super::sparse_attention`] with blocks of `block` positions (at most the length) and
     /// `summaries` summary keys per block, dropping the local and the summary probabilities with
     /// `prob` and the masks of `keys`.
@@ -69,6 +76,14 @@ pub trait FusedOps: Backend {
         prob: f64,
         keys: [u64; 2],
     ) -> FloatTensor<Self>;
+}
+
+pub(super) fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -214,6 +229,10 @@ impl FusedOps for Flex {
         attention_forward(&q, &k, &v, scale, mask(prob, key)).output
     }
 
+    fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        linear_forward(&contiguous(x), &contiguous(weight), &contiguous(bias))
+    }
+
     fn fused_sparse_attention(
         q: FlexTensor,
         k: FlexTensor,
@@ -285,6 +304,15 @@ fn attention_forward(
         output: tensor(output, Shape::new([b, h, len, dv])),
         probabilities: tensor(probabilities, Shape::new([b, h, len, len])),
     }
+}
+
+/// `x·weight + bias` for `x: [rows, d_in]`, `weight: [d_in, d_out]`, `bias: [d_out]`.
+fn linear_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    let [rows, d_in] = x.shape().dims::<2>();
+    let d_out = weight.shape().dims::<2>()[1];
+    let mut y = vec![0.0; rows * d_out];
+    linear_kernel::forward(values(x), values(weight), values(bias), d_in, d_out, &mut y);
+    tensor(y, Shape::new([rows, d_out]))
 }
 
 /// The per-head sparse shape of `q: [batch, heads, len, d]` and `v: [.., dv]`.
@@ -762,6 +790,70 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 forward.output,
             ),
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LinearBackward;
+
+        impl Backward<Flex, 3> for LinearBackward {
+            /// The input and the weight.
+            type State = (FlexTensor, FlexTensor);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (x, weight) = ops.state;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let [rows, d_in] = x.shape().dims::<2>();
+                let d_out = weight.shape().dims::<2>()[1];
+                let [x_parent, weight_parent, bias_parent] =
+                    ops.parents.map(|parent| parent.map(|parent| parent.id));
+                if let Some(parent) = x_parent {
+                    let mut dx = vec![0.0; rows * d_in];
+                    linear_kernel::backward_x(values(&grad), values(&weight), d_in, d_out, &mut dx);
+                    grads.register::<Flex>(parent, tensor(dx, Shape::new([rows, d_in])));
+                }
+                if weight_parent.is_some() || bias_parent.is_some() {
+                    let (mut dw, mut db) = (vec![0.0; d_in * d_out], vec![0.0; d_out]);
+                    linear_kernel::backward_weights(
+                        values(&x),
+                        values(&grad),
+                        d_in,
+                        d_out,
+                        &mut dw,
+                        &mut db,
+                    );
+                    if let Some(parent) = weight_parent {
+                        grads.register::<Flex>(parent, tensor(dw, Shape::new([d_in, d_out])));
+                    }
+                    if let Some(parent) = bias_parent {
+                        grads.register::<Flex>(parent, tensor(db, Shape::new([d_out])));
+                    }
+                }
+            }
+        }
+
+        let (x, guard_x) = x.into_parts();
+        let (weight, guard_weight) = weight.into_parts();
+        let (bias, guard_bias) = bias.into_parts();
+        let (x, weight) = (contiguous(x), contiguous(weight));
+        let output = linear_forward(&x, &weight, &contiguous(bias));
+        match LinearBackward
+            .prepare::<C>([guard_x, guard_weight, guard_bias])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, weight), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }
 

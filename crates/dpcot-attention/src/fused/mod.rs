@@ -17,6 +17,7 @@
 //! | operation | forward | kept for backward |
 //! |---|---|---|
 //! | [`causal_attention`] | `softmax(s·QKᵀ + mask)V` per head, dropout inside | q, k, v, probabilities |
+//! | [`linear`] | `x·W + b`, `gemm` over fixed chunks of rows on rayon's threads | x, W |
 //! | [`sparse_attention`] | the same over each query's block-sparse keys, per head | q, k, v, probabilities |
 //! | [`softmax`] | `softmax(scale·x)` over the last dim, optionally causal | the probabilities |
 //! | [`gelu_tanh`] | `x·σ(2√(2/π)(x + 0.044715x³))` | the input |
@@ -35,6 +36,8 @@ pub(crate) mod cpu;
 mod dropout;
 #[cfg(feature = "flex")]
 mod extension;
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+mod linear;
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
 mod sparse;
 
@@ -97,6 +100,23 @@ pub fn causal_attention(
         return extension::causal_attention(q, k, v, scale, prob, key);
     }
     composed::causal_attention(q, k, v, scale, dropout)
+}
+
+/// A linear layer on rows: `x·weight + bias`, as burn's [`burn::tensor::module::linear`].
+///
+/// Where the fused kernels run (and with a bias), the products are `gemm`'s single-threaded
+/// kernels over fixed chunks of rows split over rayon's threads, forward and backward (`linear`):
+/// burn-flex multi-threads a product only above `192³` multiply-adds, which leaves most of the
+/// experiments' products on one core. Elsewhere it is burn's.
+///
+/// - x: `[rows, d_in]`; weight: `[d_in, d_out]`; bias: `[d_out]`
+/// - returns `[rows, d_out]`
+pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if let (true, Some(bias)) = (runs_fused(&x), &bias) {
+        return extension::linear(x, weight, bias.clone());
+    }
+    composed::linear(x, weight, bias)
 }
 
 /// Block-sparse causal attention with the fixed pattern of Child et al.: query `i` of block `n`

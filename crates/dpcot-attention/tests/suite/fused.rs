@@ -383,6 +383,41 @@ fn causal_attention_drops_what_dropout_of_the_probabilities_drops() {
     assert!(max_abs_diff(plain, dropped) > 1e-2);
 }
 
+fn linear_case(rows: usize, d_in: usize, d_out: usize, seed: u64) {
+    let mut rng = DataRng::new(seed);
+    let x = rng.tensor([rows, d_in], 2.0, &device());
+    let w = rng.tensor([d_in, d_out], 0.5, &device());
+    let b = rng.tensor([1, d_out], 1.0, &device());
+    assert_agree(
+        &format!("linear [{rows}, {d_in}] -> {d_out}"),
+        [x, w, b],
+        |[x, w, b]| fused::linear(x, w, Some(b.reshape([d_out]))),
+        |[x, w, b]| composed::linear(x, w, Some(b.reshape([d_out]))),
+    );
+}
+
+#[test]
+fn linear_agrees_at_model_shapes() {
+    // One chunk of rows, several with a partial last one, and the model's widths.
+    linear_case(5, 16, 48, 31);
+    linear_case(300, 32, 96, 32);
+    linear_case(1216, 64, 256, 33);
+    linear_case(257, 256, 64, 34);
+    linear_case(129, 64, 253, 35);
+}
+
+#[test]
+fn linear_without_bias_is_burns() {
+    let mut rng = DataRng::new(36);
+    let x = rng.tensor([140, 12], 1.0, &device());
+    let w = rng.tensor([12, 7], 1.0, &device());
+    assert_close(
+        fused::linear(x.clone(), w.clone(), None),
+        x.matmul(w),
+        "linear without a bias",
+    );
+}
+
 #[allow(clippy::too_many_arguments)]
 fn sparse_case(
     batch: usize,
@@ -498,6 +533,13 @@ fn sparse_attention_drops_what_the_composed_forms_dropouts_drop() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn linear_agrees_on_random_shapes(
+        rows in 1usize..400, d_in in 1usize..70, d_out in 1usize..70, seed: u64,
+    ) {
+        linear_case(rows, d_in, d_out, seed);
+    }
 
     #[test]
     fn sparse_attention_agrees_on_random_shapes(
