@@ -742,28 +742,22 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 } = ops.state;
                 let grad = contiguous(grads.consume::<Flex>(&ops.node));
                 let shape = attention_shape(&q, &v);
-                let (mut grad_q, mut grad_k, mut grad_v) = (
-                    vec![0.0; values(&q).len()],
-                    vec![0.0; values(&k).len()],
-                    vec![0.0; values(&v).len()],
-                );
-                attention::backward(
-                    values(&q),
-                    values(&k),
-                    values(&v),
-                    values(&probabilities),
-                    values(&grad),
-                    shape,
-                    scale,
-                    mask,
-                    &mut grad_q,
-                    &mut grad_k,
-                    &mut grad_v,
-                );
-                let shaped = |grad, like: &FlexTensor| tensor(grad, like.shape());
-                let computed = [shaped(grad_q, &q), shaped(grad_k, &k), shaped(grad_v, &v)];
                 let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
-                register(grads, parents, computed);
+                register_qkv(grads, parents, [&q, &k, &v], |grad_q, grad_k, grad_v| {
+                    attention::backward(
+                        values(&q),
+                        values(&k),
+                        values(&v),
+                        values(&probabilities),
+                        values(&grad),
+                        shape,
+                        scale,
+                        mask,
+                        grad_q,
+                        grad_k,
+                        grad_v,
+                    )
+                });
             }
         }
 
@@ -901,28 +895,22 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                     masks,
                 } = ops.state;
                 let grad = contiguous(grads.consume::<Flex>(&ops.node));
-                let (mut grad_q, mut grad_k, mut grad_v) = (
-                    vec![0.0; values(&q).len()],
-                    vec![0.0; values(&k).len()],
-                    vec![0.0; values(&v).len()],
-                );
-                sparse::backward(
-                    values(&q),
-                    values(&k),
-                    values(&v),
-                    values(&probabilities),
-                    values(&grad),
-                    shape,
-                    scale,
-                    masks,
-                    &mut grad_q,
-                    &mut grad_k,
-                    &mut grad_v,
-                );
-                let shaped = |grad, like: &FlexTensor| tensor(grad, like.shape());
-                let computed = [shaped(grad_q, &q), shaped(grad_k, &k), shaped(grad_v, &v)];
                 let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
-                register(grads, parents, computed);
+                register_qkv(grads, parents, [&q, &k, &v], |grad_q, grad_k, grad_v| {
+                    sparse::backward(
+                        values(&q),
+                        values(&k),
+                        values(&v),
+                        values(&probabilities),
+                        values(&grad),
+                        shape,
+                        scale,
+                        masks,
+                        grad_q,
+                        grad_k,
+                        grad_v,
+                    )
+                });
             }
         }
 
@@ -966,6 +954,22 @@ fn register<const N: usize>(
             grads.register::<Flex>(parent, grad);
         }
     }
+}
+
+/// Registers the gradients of an attention's `q`, `k` and `v` for their tracked parents, written
+/// by `kernel(grad_q, grad_k, grad_v)` into zeroed buffers of their sizes.
+fn register_qkv(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; 3],
+    [q, k, v]: [&FlexTensor; 3],
+    kernel: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]),
+) {
+    let zeros = |t: &FlexTensor| vec![0.0; values(t).len()];
+    let (mut grad_q, mut grad_k, mut grad_v) = (zeros(q), zeros(k), zeros(v));
+    kernel(&mut grad_q, &mut grad_k, &mut grad_v);
+    let shaped = |grad, like: &FlexTensor| tensor(grad, like.shape());
+    let computed = [shaped(grad_q, q), shaped(grad_k, k), shaped(grad_v, v)];
+    register(grads, parents, computed);
 }
 
 /// Which tensor an element-wise operation's backward kernel reads.

@@ -152,12 +152,11 @@ pub fn sparse_attention(
         };
         // The composed form's dropout calls in its order: the local probabilities', then, with
         // more than one block, the summaries'.
-        let keys = match prob > 0.0 {
-            true => [
-                dropout::next_key(),
-                if l > block { dropout::next_key() } else { 0 },
-            ],
-            false => [0, 0],
+        let keys = if prob > 0.0 {
+            let local = dropout::next_key();
+            [local, if l > block { dropout::next_key() } else { 0 }]
+        } else {
+            [0, 0]
         };
         return extension::sparse_attention(q, k, v, scale, block, summaries, prob, keys);
     }
