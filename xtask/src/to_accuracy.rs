@@ -241,3 +241,49 @@ fn markdown(rows: &[Row]) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trained(reached_target: bool, steps: usize, train_seconds: f64) -> Trained {
+        Trained {
+            reached_target,
+            steps,
+            train_seconds,
+        }
+    }
+
+    fn row(dpcot: Trained, pytorch: Option<Trained>) -> Row {
+        Row {
+            backend: "flex".into(),
+            model: "standard".into(),
+            threads: 2,
+            dpcot,
+            pytorch,
+        }
+    }
+
+    #[test]
+    fn the_ratio_is_given_only_when_both_sides_reached_the_target() {
+        let table = markdown(&[
+            row(trained(true, 8250, 377.5), Some(trained(true, 8250, 281.1))),
+            row(
+                trained(false, 12000, 500.0),
+                Some(trained(true, 8000, 250.0)),
+            ),
+            row(trained(true, 9000, 400.0), None),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[2],
+            "| flex | standard | 8250 | 377.5 | 8250 | 281.1 | 1.34 |"
+        );
+        assert_eq!(
+            lines[3],
+            "| flex | standard | > 12000 (not reached) | 500.0 | 8000 | 250.0 | – |"
+        );
+        assert_eq!(lines[4], "| flex | standard | 9000 | 400.0 | – | – | – |");
+        assert!(table.contains("2 thread(s) on each side"));
+    }
+}
