@@ -415,8 +415,8 @@ fn torch_bench(python: &Path, root: &Path, args: &[String], threads: usize) -> C
     command
 }
 
-/// Runs a measuring command and parses the JSON object it prints last.
-pub(crate) fn run_json<T: for<'de> Deserialize<'de>>(command: &mut Command) -> Result<T> {
+/// Runs `command` with its output captured: its stdout, or an error with its stderr if it fails.
+pub(crate) fn run_captured(command: &mut Command) -> Result<Vec<u8>> {
     let output = command
         .output()
         .with_context(|| format!("running {command:?}"))?;
@@ -427,7 +427,13 @@ pub(crate) fn run_json<T: for<'de> Deserialize<'de>>(command: &mut Command) -> R
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    Ok(output.stdout)
+}
+
+/// Runs a measuring command and parses the JSON object it prints last.
+pub(crate) fn run_json<T: for<'de> Deserialize<'de>>(command: &mut Command) -> Result<T> {
+    let stdout = run_captured(command)?;
+    let stdout = String::from_utf8_lossy(&stdout);
     let line = stdout
         .lines()
         .rev()

@@ -14,10 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{run_json, write_atomic};
+use crate::bench::{run_captured, run_json, write_atomic};
 
 const SIZE: &str = "8";
 const TRAIN_EXAMPLES: usize = 200_000;
@@ -86,7 +86,7 @@ impl ToAccuracy<'_> {
             ])
             .args(["--seed", SEED, "--force", "--out"])
             .arg(&data);
-        succeed(&mut generate)?;
+        run_captured(&mut generate)?;
 
         let mut rows = Vec::new();
         for model in self.models {
@@ -176,27 +176,12 @@ impl ToAccuracy<'_> {
             ])
             .arg(&run)
             .env("RAYON_NUM_THREADS", self.threads.to_string());
-        succeed(&mut command)?;
+        run_captured(&mut command)?;
         let summary = run.join("summary.json");
         let text = fs::read_to_string(&summary)
             .with_context(|| format!("reading {}", summary.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", summary.display()))
     }
-}
-
-/// Runs `command`, failing with its stderr if it fails.
-fn succeed(command: &mut Command) -> Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// The table: steps and training seconds to the target on each side, and dpcot ÷ PyTorch.
