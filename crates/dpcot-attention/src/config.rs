@@ -57,6 +57,39 @@ pub enum AttentionKind {
         /// Window `w`: query `i` sees keys `j` with `i - w < j <= i`.
         window: usize,
     },
+    /// Gated linear attention (Yang et al. 2023): a linear-attention state decayed per key
+    /// dimension by a data-dependent gate. A recurrent mixer ([`crate::recurrent`]), not a
+    /// kernel of [`CausalSelfAttention`](crate::CausalSelfAttention).
+    Gla {
+        /// Chunk size `C` of the parallel (training) form.
+        #[serde(default = "default_recurrent_chunk_size")]
+        chunk_size: usize,
+    },
+    /// DeltaNet (Schlag et al. 2021; Yang et al. 2024): a linear-attention state written by the
+    /// delta rule. A recurrent mixer ([`crate::recurrent`]).
+    DeltaNet {
+        /// Chunk size `C` of the parallel (training) form.
+        #[serde(default = "default_recurrent_chunk_size")]
+        chunk_size: usize,
+        /// Writing strength `β ∈ (0, 2)` instead of `(0, 1)`, so that the state transition
+        /// `I − β k kᵀ` has eigenvalues in `(−1, 1]` (Grazzi et al. 2024).
+        #[serde(default)]
+        negative_eigenvalues: bool,
+    },
+    /// A selective state-space layer in the style of Mamba (Gu & Dao 2023): input-dependent
+    /// `Δ, B, C`, a short causal convolution and a SiLU gate. A recurrent mixer
+    /// ([`crate::recurrent`]).
+    Mamba {
+        /// State size `N` per channel.
+        #[serde(default = "default_mamba_state")]
+        d_state: usize,
+        /// Inner width as a multiple of `d_model`.
+        #[serde(default = "default_mamba_expand")]
+        expand: usize,
+        /// Width of the causal depthwise convolution.
+        #[serde(default = "default_mamba_conv")]
+        conv_width: usize,
+    },
 }
 
 /// The two factorised patterns of Child et al. (2019).
@@ -84,6 +117,22 @@ fn default_eps() -> f64 {
     1e-6
 }
 
+fn default_recurrent_chunk_size() -> usize {
+    16
+}
+
+fn default_mamba_state() -> usize {
+    16
+}
+
+fn default_mamba_expand() -> usize {
+    2
+}
+
+fn default_mamba_conv() -> usize {
+    4
+}
+
 impl AttentionKind {
     /// Summary positions per block of the fixed sparse pattern when not given: one, the most
     /// restrictive choice of Child et al. (2019), which keeps a query's cost at `B + L/B`
@@ -106,6 +155,38 @@ impl AttentionKind {
             chunk_size: default_chunk_size(),
             eps: default_eps(),
         }
+    }
+
+    /// Gated linear attention with its default chunk size.
+    pub fn gla() -> Self {
+        Self::Gla {
+            chunk_size: default_recurrent_chunk_size(),
+        }
+    }
+
+    /// DeltaNet with its default chunk size and `β ∈ (0, 1)`.
+    pub fn delta_net() -> Self {
+        Self::DeltaNet {
+            chunk_size: default_recurrent_chunk_size(),
+            negative_eigenvalues: false,
+        }
+    }
+
+    /// The Mamba-style layer with Mamba's defaults: `N = 16`, expansion 2, convolution width 4.
+    pub fn mamba() -> Self {
+        Self::Mamba {
+            d_state: default_mamba_state(),
+            expand: default_mamba_expand(),
+            conv_width: default_mamba_conv(),
+        }
+    }
+
+    /// Whether this is a recurrent mixer ([`crate::recurrent`]) rather than an attention kernel.
+    pub fn is_recurrent(&self) -> bool {
+        matches!(
+            self,
+            Self::Gla { .. } | Self::DeltaNet { .. } | Self::Mamba { .. }
+        )
     }
 }
 
@@ -154,6 +235,16 @@ impl AttentionKind {
             Self::SlidingWindow { window } => {
                 SlidingWindowParams::new(*window).map(AttentionKernel::SlidingWindow)
             }
+            Self::Gla { .. } | Self::DeltaNet { .. } | Self::Mamba { .. } => {
+                Err(AttentionError::invalid(
+                    "kind",
+                    format!(
+                        "is `{}`, a recurrent mixer, not an attention kernel: build it with \
+                         `RecurrentMixerConfig`",
+                        self.name()
+                    ),
+                ))
+            }
         }
     }
 
@@ -164,6 +255,9 @@ impl AttentionKind {
             Self::Sparse { .. } => "sparse",
             Self::Linear { .. } => "linear",
             Self::SlidingWindow { .. } => "sliding_window",
+            Self::Gla { .. } => "gla",
+            Self::DeltaNet { .. } => "delta_net",
+            Self::Mamba { .. } => "mamba",
         }
     }
 }

@@ -19,6 +19,7 @@
 
 use crate::config::{AttentionKernel, SparsePattern};
 use crate::kernels::sparse::effective_block;
+use crate::recurrent::RecurrentKernel;
 
 /// FLOPs of [`AttentionKernel::forward`] for one head over `seq_len` tokens.
 pub fn kernel_forward(kernel: &AttentionKernel, seq_len: usize, d_head: usize) -> u64 {
@@ -159,4 +160,143 @@ fn merged_softmax(rows: u64, a: u64, b: u64) -> u64 {
     let exps = 2 * rows * a + 2 * rows * b;
     let sums = rows * a + rows * b + rows;
     maxima + exps + sums
+}
+
+/// `log σ(x) = −log(1 + e⁻ˣ)`: exponential, addition, logarithm (the sign flips are free).
+const LOG_SIGMOID: u64 = 3;
+/// `σ(x) = 1/(1 + e⁻ˣ)`: exponential, addition, division.
+const SIGMOID: u64 = 3;
+/// `SiLU(x) = x·σ(x)`.
+const SILU: u64 = SIGMOID + 1;
+/// `softplus(x) = log(1 + eˣ)`: exponential, addition, logarithm.
+const SOFTPLUS: u64 = 3;
+
+/// A linear layer `in → out` on one token, with or without bias.
+fn linear(i: u64, o: u64, bias: bool) -> u64 {
+    2 * i * o + if bias { o } else { 0 }
+}
+
+/// RMS (or L2) normalisation of one `d`-wide row: square, sum, (divide by `d`), add ε, square
+/// root, divide.
+fn row_norm(d: u64, mean: bool) -> u64 {
+    3 * d + 2 + u64::from(mean)
+}
+
+/// FLOPs of [`RecurrentMixer::forward`](crate::RecurrentMixer::forward) for one sequence of
+/// `seq_len` tokens: projections, gates and normalisations of every token, and the kernel as the
+/// code computes it (chunks padded to a multiple of the chunk size).
+pub fn recurrent_forward(
+    kernel: &RecurrentKernel,
+    d_model: usize,
+    n_heads: usize,
+    seq_len: usize,
+) -> u64 {
+    if seq_len == 0 {
+        return 0;
+    }
+    let (d, h, l) = (d_model as u64, n_heads.max(1) as u64, seq_len as u64);
+    let dh = d / h;
+    match kernel {
+        RecurrentKernel::Gla(p) => {
+            let cs = p.chunk_size().min(seq_len) as u64;
+            let lp = padded(seq_len, cs);
+            let nc = lp / cs;
+            let intra = lp * dh + 5 * lp * cs * dh + 2 * lp * cs * dh;
+            let inter = (nc - 1)
+                * ((2 * cs * dh + 2 * cs * dh * dh + cs * dh)
+                    + (dh + dh * dh + 3 * cs * dh + 2 * cs * dh * dh + dh * dh));
+            l * gla_token(d, h) + h * (intra + inter)
+        }
+        RecurrentKernel::DeltaNet(p) => {
+            let cs = p.chunk_size().min(seq_len) as u64;
+            let lp = padded(seq_len, cs);
+            let nc = lp / cs;
+            let squarings = squarings(cs);
+            let prepare = lp * dh
+                + 2 * lp * cs * dh
+                + nc * cs * cs
+                + squarings * nc * (4 * cs * cs * cs + cs * cs)
+                + lp * dh
+                + 2 * lp * cs * dh
+                + lp * dh
+                + 2 * lp * cs * dh
+                + 2 * lp * cs * dh;
+            let first = 2 * cs * cs * dh;
+            let later = (nc - 1) * (4 * cs * dh * dh + 2 * cs * dh + 2 * cs * cs * dh);
+            let writes = (nc - 1) * 2 * dh * cs * dh + nc.saturating_sub(2) * dh * dh;
+            l * delta_net_token(d, h, p.negative_eigenvalues())
+                + h * (prepare + first + later + writes)
+        }
+        RecurrentKernel::Mamba(p) => {
+            let (di, n) = (p.d_inner(d_model) as u64, p.d_state() as u64);
+            l * (mamba_token(p, d_model) + 4 * di * n) + 2 * di * n
+        }
+    }
+}
+
+/// FLOPs of one [`RecurrentMixer::forward_step`](crate::RecurrentMixer::forward_step), per
+/// sequence; the same at every position.
+pub fn recurrent_step(kernel: &RecurrentKernel, d_model: usize, n_heads: usize) -> u64 {
+    let (d, h) = (d_model as u64, n_heads.max(1) as u64);
+    let dh = d / h;
+    match kernel {
+        RecurrentKernel::Gla(_) => gla_token(d, h) + h * (dh + 6 * dh * dh),
+        RecurrentKernel::DeltaNet(p) => {
+            delta_net_token(d, h, p.negative_eigenvalues()) + h * (7 * dh * dh + 2 * dh)
+        }
+        RecurrentKernel::Mamba(p) => {
+            let (di, n) = (p.d_inner(d_model) as u64, p.d_state() as u64);
+            mamba_token(p, d_model) + 4 * di * n + 2 * di * n
+        }
+    }
+}
+
+/// Everything of a GLA token but the kernel: projections, gate (log σ, `/τ`), query scale, the
+/// heads' RMS norms, the output gate and the product with it.
+fn gla_token(d: u64, h: u64) -> u64 {
+    let rank = crate::recurrent::gla::GATE_RANK as u64;
+    let projections = linear(d, 3 * d, true)
+        + linear(d, rank, false)
+        + linear(rank, d, true)
+        + linear(d, d, true)
+        + linear(d, d, true);
+    projections + (LOG_SIGMOID + 1) * d + d + h * row_norm(d / h, true) + SILU * d + d
+}
+
+/// Everything of a DeltaNet token but the kernel: projections, `β` (σ, doubled or not), SiLU and
+/// L2 norms of queries and keys, the query scale and the heads' RMS norms.
+fn delta_net_token(d: u64, h: u64, negative_eigenvalues: bool) -> u64 {
+    let projections = linear(d, 3 * d, true) + linear(d, h, true) + linear(d, d, true);
+    let beta = SIGMOID * h + if negative_eigenvalues { h } else { 0 };
+    let qk = 2 * SILU * d + 2 * h * row_norm(d / h, false) + d;
+    projections + beta + qk + h * row_norm(d / h, true)
+}
+
+/// Everything of a Mamba token but the scan: projections, convolution, SiLUs, `Δ`'s softplus,
+/// the discretisation (`exp(Δ A)`, `Δ x B`), `D x` and the gate.
+fn mamba_token(p: &crate::recurrent::MambaParams, d_model: usize) -> u64 {
+    let d = d_model as u64;
+    let (di, n, k) = (
+        p.d_inner(d_model) as u64,
+        p.d_state() as u64,
+        p.conv_width() as u64,
+    );
+    let r = p.dt_rank(d_model) as u64;
+    let projections = linear(d, 2 * di, false)
+        + linear(di, r + 2 * n, false)
+        + linear(r, di, true)
+        + linear(di, d, false);
+    let convolution = 2 * k * di + SILU * di;
+    let discretise = 2 * di * n + di + di * n;
+    projections + convolution + SOFTPLUS * di + discretise + 2 * di + SILU * di + di
+}
+
+/// Squarings in DeltaNet's inverse of a `size × size` unit lower-triangular matrix.
+fn squarings(size: u64) -> u64 {
+    let (mut covered, mut count) = (2, 0);
+    while covered < size {
+        covered *= 2;
+        count += 1;
+    }
+    count
 }

@@ -17,6 +17,8 @@
 //! - [`layer`]: the multi-head layer [`CausalSelfAttention`] and its config;
 //! - [`kernels`]: the parallel form and the decoding cache of each variant, one file each;
 //! - [`cache`]: [`AttentionCache`], the decoding state of one layer;
+//! - [`recurrent`]: the recurrent mixers beyond the paper — gated linear attention, DeltaNet and
+//!   a Mamba-style selective SSM — each with a parallel and a recurrent form;
 //! - [`mod@reference`]: dense, obviously correct versions of every kernel, for tests;
 //! - [`flops`]: FLOP counts of what the kernels really compute;
 //! - [`fused`]: fused softmax, GELU, LayerNorm and cross-entropy with their backward passes
@@ -52,6 +54,7 @@ pub mod flops;
 pub mod fused;
 pub mod kernels;
 pub mod layer;
+pub mod recurrent;
 pub mod reference;
 
 pub use burn;
@@ -65,3 +68,4 @@ pub use kernels::{
     linear_attention, sliding_window_attention, softmax_attention, sparse_attention,
 };
 pub use layer::{linear_rows, CausalSelfAttention, CausalSelfAttentionConfig};
+pub use recurrent::{RecurrentKernel, RecurrentMixer, RecurrentMixerConfig, RecurrentState};

@@ -52,6 +52,22 @@ pub fn sparse_attention(
     crate::kernels::sparse::fixed(q, k, v, scale, block, summaries, dropout)
 }
 
+/// [`super::selective_scan`] as a loop over time: each step's decay and input sliced out, the
+/// state updated and read.
+pub fn selective_scan(decay: Tensor<4>, input: Tensor<4>, c: Tensor<3>) -> Tensor<3> {
+    let [b, l, ch, n] = decay.dims();
+    let mut h: Tensor<3> = Tensor::zeros([b, ch, n], &decay.device());
+    let outputs = (0..l)
+        .map(|t| {
+            let at = |x: &Tensor<4>| x.clone().slice_dim(1, t..t + 1).reshape([b, ch, n]);
+            h = h.clone() * at(&decay) + at(&input);
+            let c_t = c.clone().slice_dim(1, t..t + 1).reshape([b, 1, n]);
+            (h.clone() * c_t).sum_dim(2).reshape([b, 1, ch])
+        })
+        .collect();
+    Tensor::cat(outputs, 1)
+}
+
 /// `[1, .., 1, l, l]` mask, `true` above the diagonal.
 fn future_mask<const D: usize>(l: usize, device: &burn::tensor::Device) -> Tensor<D, Bool> {
     let mut shape = [1; D];

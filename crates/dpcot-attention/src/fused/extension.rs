@@ -21,6 +21,7 @@ use super::attention;
 use super::cpu;
 use super::dropout::{apply_mask, Mask};
 use super::linear as linear_kernel;
+use super::scan;
 use super::sparse;
 
 /// Backend operations with a fused kernel on burn-flex (see the [module](super) docs).
@@ -76,6 +77,20 @@ pub trait FusedOps: Backend {
         prob: f64,
         keys: [u64; 2],
     ) -> FloatTensor<Self>;
+    /// [`super::selective_scan`].
+    fn fused_selective_scan(
+        decay: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+pub(super) fn selective_scan(decay: Tensor<4>, input: Tensor<4>, c: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_selective_scan(
+        decay.into_dispatch(),
+        input.into_dispatch(),
+        c.into_dispatch(),
+    ))
 }
 
 pub(super) fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
@@ -247,6 +262,27 @@ impl FusedOps for Flex {
         let shape = sparse_shape(&q, &v, block, summaries);
         sparse_forward(&q, &k, &v, shape, scale, masks(prob, keys)).output
     }
+
+    fn fused_selective_scan(decay: FlexTensor, input: FlexTensor, c: FlexTensor) -> FlexTensor {
+        scan_forward(&contiguous(decay), &contiguous(input), &contiguous(c))
+    }
+}
+
+fn scan_shape(decay: &FlexTensor) -> scan::Shape {
+    let [batch, len, channels, state] = decay.shape().dims::<4>();
+    scan::Shape {
+        batch,
+        len,
+        channels,
+        state,
+    }
+}
+
+fn scan_forward(decay: &FlexTensor, input: &FlexTensor, c: &FlexTensor) -> FlexTensor {
+    let shape = scan_shape(decay);
+    let mut y = vec![0.0; shape.batch * shape.len * shape.channels];
+    scan::forward(values(decay), values(input), values(c), shape, &mut y);
+    tensor(y, Shape::new([shape.batch, shape.len, shape.channels]))
 }
 
 /// The dropout mask of `key`, if anything is dropped.
@@ -939,6 +975,64 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 forward.output,
             ),
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+
+    fn fused_selective_scan(
+        decay: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ScanBackward;
+
+        impl Backward<Flex, 3> for ScanBackward {
+            /// The three inputs: the backward pass recomputes the states from them.
+            type State = [FlexTensor; 3];
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [decay, input, c] = ops.state;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let shape = scan_shape(&decay);
+                let zeros = |t: &FlexTensor| vec![0.0; values(t).len()];
+                let (mut d_decay, mut d_input, mut d_c) = (zeros(&decay), zeros(&input), zeros(&c));
+                scan::backward(
+                    values(&decay),
+                    values(&input),
+                    values(&c),
+                    values(&grad),
+                    shape,
+                    &mut d_decay,
+                    &mut d_input,
+                    &mut d_c,
+                );
+                let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
+                let computed = [
+                    tensor(d_decay, decay.shape()),
+                    tensor(d_input, input.shape()),
+                    tensor(d_c, c.shape()),
+                ];
+                register(grads, parents, computed);
+            }
+        }
+
+        let (decay, guard_decay) = decay.into_parts();
+        let (input, guard_input) = input.into_parts();
+        let (c, guard_c) = c.into_parts();
+        let (decay, input, c) = (contiguous(decay), contiguous(input), contiguous(c));
+        let output = scan_forward(&decay, &input, &c);
+        match ScanBackward
+            .prepare::<C>([guard_decay, guard_input, guard_c])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish([decay, input, c], output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }
 }

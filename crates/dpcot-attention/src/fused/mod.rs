@@ -25,6 +25,7 @@
 //! | [`cross_entropy_sum`] | `Σᵣ wᵣ·(−log softmax(zᵣ)[tᵣ])` | the probabilities |
 //! | [`elu_plus_one`] | `max(x, 0) + exp(min(x, 0))` | the output |
 //! | [`dropout`] | `x·mask/(1 − p)`, the mask hashed from a key | the key |
+//! | [`selective_scan`] | `h_t = a_t ⊙ h_{t−1} + u_t`, `y_t = h_t c_t`, one pass per sequence | a, u, c (states recomputed) |
 
 // Without burn-flex nothing calls the kernels.
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
@@ -38,6 +39,8 @@ mod dropout;
 mod extension;
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
 mod linear;
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+mod scan;
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
 mod sparse;
 
@@ -161,6 +164,36 @@ pub fn sparse_attention(
         return extension::sparse_attention(q, k, v, scale, block, summaries, prob, keys);
     }
     composed::sparse_attention(q, k, v, scale, block, summaries, dropout)
+}
+
+/// The linear recurrence of a selective state-space model (Mamba's scan, after discretisation):
+/// `h_t = decay_t ⊙ h_{t−1} + input_t` from `h_{−1} = 0`, read out as
+/// `y_t[ch] = Σ_n h_t[ch, n] c_t[n]`.
+///
+/// Where the fused kernels run, one task per sequence runs the recurrence in one pass, and its
+/// backward pass recomputes the states and runs backwards (`scan`); nothing of size `L²` or
+/// `L` copies of the state is built. Elsewhere it is the composed form, a loop over time
+/// ([`composed::selective_scan`]).
+///
+/// - decay, input: `[batch, L, channels, N]`; c: `[batch, L, N]`
+/// - returns `[batch, L, channels]`
+pub fn selective_scan(decay: Tensor<4>, input: Tensor<4>, c: Tensor<3>) -> Tensor<3> {
+    let [b, l, _, n] = decay.dims();
+    assert_eq!(
+        decay.dims(),
+        input.dims(),
+        "selective_scan: decay and input shapes differ"
+    );
+    assert_eq!(
+        c.dims(),
+        [b, l, n],
+        "selective_scan: c must be [batch, L, N]"
+    );
+    #[cfg(feature = "flex")]
+    if runs_fused(&decay) {
+        return extension::selective_scan(decay, input, c);
+    }
+    composed::selective_scan(decay, input, c)
 }
 
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as

@@ -16,3 +16,4 @@ mod fused;
 mod gradients;
 mod negative_controls;
 mod patterns;
+mod recurrent;
