@@ -250,6 +250,27 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
         ModelChoice::Sliding { .. } => chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
             .map(|_| ()),
+        ModelChoice::Gla => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| TriangleMarker::new(p, 8, colour.stroke_width(2))),
+            )
+            .map(|_| ()),
+        ModelChoice::DeltaNet => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Cross::new(p, 8, colour.stroke_width(1))),
+            )
+            .map(|_| ()),
+        ModelChoice::Mamba => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 10, colour.stroke_width(1))),
+            )
+            .map(|_| ()),
     };
     result.map_err(|e| e.to_string())
 }
@@ -265,6 +286,9 @@ fn model_colour(model: ModelChoice) -> RGBColor {
         ModelChoice::Sparse => RGBColor(214, 39, 40),
         ModelChoice::Linear => RGBColor(44, 160, 44),
         ModelChoice::Sliding { .. } => RGBColor(148, 103, 189),
+        ModelChoice::Gla => RGBColor(255, 127, 14),
+        ModelChoice::DeltaNet => RGBColor(140, 86, 75),
+        ModelChoice::Mamba => RGBColor(23, 190, 207),
     }
 }
 

@@ -300,3 +300,42 @@ fn squarings(size: u64) -> u64 {
     }
     count
 }
+
+/// Floats of decoding state one head of `kernel` carries to the next token after `position`
+/// tokens: what a later query can still read (keys and values), or the recurrent state.
+///
+/// Softmax and the strided sparse pattern keep every past key and value (`2·t·d`); the fixed
+/// pattern the current block's and the summaries of the completed blocks; the sliding window
+/// the last `w − 1`; linear attention its `d×d` state and `d`-wide normaliser.
+pub fn kernel_state_floats(kernel: &AttentionKernel, position: usize, d_head: usize) -> u64 {
+    let (t, d) = (position as u64, d_head as u64);
+    let keys = match kernel {
+        AttentionKernel::Softmax => t,
+        AttentionKernel::Sparse(p) => {
+            let b = p.block_size() as u64;
+            match p.pattern() {
+                SparsePattern::Fixed => t % b + (t / b) * p.summary_width() as u64,
+                SparsePattern::Strided => t,
+            }
+        }
+        AttentionKernel::SlidingWindow(p) => t.min(p.window() as u64 - 1),
+        AttentionKernel::Linear(_) => return d * d + d,
+    };
+    2 * keys * d
+}
+
+/// Floats of state a recurrent mixer carries from one token to the next, per sequence, at any
+/// position: `heads·d_head²` for GLA and DeltaNet; `d_inner·N` plus the convolution's `K − 1`
+/// last inputs for Mamba.
+pub fn recurrent_state_floats(kernel: &RecurrentKernel, d_model: usize, n_heads: usize) -> u64 {
+    match kernel {
+        RecurrentKernel::Gla(_) | RecurrentKernel::DeltaNet(_) => {
+            let dh = (d_model / n_heads.max(1)) as u64;
+            n_heads as u64 * dh * dh
+        }
+        RecurrentKernel::Mamba(p) => {
+            let di = p.d_inner(d_model) as u64;
+            di * p.d_state() as u64 + (p.conv_width() as u64 - 1) * di
+        }
+    }
+}

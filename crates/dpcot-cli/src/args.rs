@@ -46,11 +46,14 @@ impl ModelArgs {
     }
 
     /// The attention of every layer, before `settings` are applied; an error if `settings`
-    /// hold sparse settings for another model.
+    /// hold sparse or DeltaNet settings for another model.
     pub fn attention(&self, settings: &ModelOverrides) -> Result<AttentionKind> {
         let choice = self.choice()?;
         if settings.sets_sparse() && choice != ModelChoice::Sparse {
             bail!("--sparse-block-size and --sparse-summary-width go with --model sparse, not {choice}");
+        }
+        if settings.negative_eigenvalues.is_some() && choice != ModelChoice::DeltaNet {
+            bail!("--negative-eigenvalues goes with --model deltanet, not {choice}");
         }
         Ok(choice.attention())
     }

@@ -10,8 +10,9 @@ use crate::ModelError;
 /// One compared model: the attention of all its layers, with that attention's defaults.
 ///
 /// The one spelling of a model everywhere (profiles, the command line, file names, the report):
-/// `standard`, `sparse`, `linear`, and `sliding-w<window>` in names. In a profile (TOML):
-/// `"standard"` or `{ sliding = { window = 4 } }`.
+/// `standard`, `sparse`, `linear`, `sliding-w<window>` in names, and the models beyond the
+/// paper, `gla`, `deltanet` and `mamba`. In a profile (TOML): `"standard"` or
+/// `{ sliding = { window = 4 } }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelChoice {
@@ -27,6 +28,13 @@ pub enum ModelChoice {
         /// How many tokens (the current one included) each query sees.
         window: usize,
     },
+    /// Gated linear attention (Yang et al. 2023) in attention's place.
+    Gla,
+    /// DeltaNet (Schlag et al. 2021; Yang et al. 2024) in attention's place.
+    #[serde(rename = "deltanet")]
+    DeltaNet,
+    /// A Mamba-style selective state-space layer (Gu & Dao 2023) in attention's place.
+    Mamba,
 }
 
 /// The family of a [`ModelChoice`], without its parameters: what `--model` takes.
@@ -42,6 +50,14 @@ pub enum ModelFamily {
     Linear,
     /// Sliding-window causal attention (needs a window).
     Sliding,
+    /// Gated linear attention.
+    Gla,
+    /// DeltaNet (delta-rule linear attention).
+    #[serde(rename = "deltanet")]
+    #[cfg_attr(feature = "clap", value(name = "deltanet"))]
+    DeltaNet,
+    /// Mamba-style selective state-space layer.
+    Mamba,
 }
 
 impl ModelChoice {
@@ -61,6 +77,9 @@ impl ModelChoice {
             (ModelFamily::Standard, None) => Ok(Self::Standard),
             (ModelFamily::Sparse, None) => Ok(Self::Sparse),
             (ModelFamily::Linear, None) => Ok(Self::Linear),
+            (ModelFamily::Gla, None) => Ok(Self::Gla),
+            (ModelFamily::DeltaNet, None) => Ok(Self::DeltaNet),
+            (ModelFamily::Mamba, None) => Ok(Self::Mamba),
         }
     }
 
@@ -71,6 +90,9 @@ impl ModelChoice {
             Self::Sparse => ModelFamily::Sparse,
             Self::Linear => ModelFamily::Linear,
             Self::Sliding { .. } => ModelFamily::Sliding,
+            Self::Gla => ModelFamily::Gla,
+            Self::DeltaNet => ModelFamily::DeltaNet,
+            Self::Mamba => ModelFamily::Mamba,
         }
     }
 
@@ -86,6 +108,9 @@ impl ModelChoice {
             Self::Sparse => AttentionKind::sparse(None),
             Self::Linear => AttentionKind::linear(),
             Self::Sliding { window } => AttentionKind::SlidingWindow { window },
+            Self::Gla => AttentionKind::gla(),
+            Self::DeltaNet => AttentionKind::delta_net(),
+            Self::Mamba => AttentionKind::mamba(),
         }
     }
 }
@@ -97,6 +122,9 @@ impl fmt::Display for ModelChoice {
             Self::Sparse => f.write_str("sparse"),
             Self::Linear => f.write_str("linear"),
             Self::Sliding { window } => write!(f, "sliding-w{window}"),
+            Self::Gla => f.write_str("gla"),
+            Self::DeltaNet => f.write_str("deltanet"),
+            Self::Mamba => f.write_str("mamba"),
         }
     }
 }
@@ -107,11 +135,23 @@ mod tests {
 
     #[test]
     fn a_choice_is_spelled_one_way_in_profiles_and_names() {
-        let choices: Vec<ModelChoice> =
-            serde_json::from_str(r#"["standard","sparse","linear",{"sliding":{"window":4}}]"#)
-                .unwrap();
+        let choices: Vec<ModelChoice> = serde_json::from_str(
+            r#"["standard","sparse","linear",{"sliding":{"window":4}},"gla","deltanet","mamba"]"#,
+        )
+        .unwrap();
         let names: Vec<String> = choices.iter().map(|c| c.name()).collect();
-        assert_eq!(names, ["standard", "sparse", "linear", "sliding-w4"]);
+        assert_eq!(
+            names,
+            [
+                "standard",
+                "sparse",
+                "linear",
+                "sliding-w4",
+                "gla",
+                "deltanet",
+                "mamba"
+            ]
+        );
         for choice in choices {
             let window = match choice {
                 ModelChoice::Sliding { window } => Some(window),

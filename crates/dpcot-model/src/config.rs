@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use dpcot_attention::{AttentionKind, CausalSelfAttentionConfig};
+use dpcot_attention::{AttentionKind, CausalSelfAttentionConfig, RecurrentMixerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -139,8 +139,18 @@ impl ModelConfig {
                 ),
             ));
         }
-        self.attention_config().kernel()?;
+        if self.attention.is_recurrent() {
+            self.recurrent_config().kernel()?;
+        } else {
+            self.attention_config().kernel()?;
+        }
         Ok(())
+    }
+
+    /// The configuration of every recurrent mixer, for the recurrent kinds
+    /// ([`AttentionKind::is_recurrent`]).
+    pub fn recurrent_config(&self) -> RecurrentMixerConfig {
+        RecurrentMixerConfig::new(self.d_model, self.n_heads, self.attention.clone())
     }
 
     /// The configuration of every attention layer.
@@ -196,6 +206,11 @@ pub struct ModelOverrides {
     #[cfg_attr(feature = "clap", arg(long, help = flag_help("Sparse attention's summary positions per block (fixed pattern)", AttentionKind::DEFAULT_SUMMARY_WIDTH)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparse_summary_width: Option<usize>,
+    /// DeltaNet's writing strength in (0, 2) instead of (0, 1), so that its state transitions
+    /// have eigenvalues in (−1, 1]; applies to the deltanet model only.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_eigenvalues: Option<bool>,
 }
 
 /// The help of a command-line flag that overrides a config field: what it is and the default
@@ -225,6 +240,13 @@ impl ModelOverrides {
         {
             *block_size = self.sparse_block_size.or(*block_size);
             *summary_width = self.sparse_summary_width.unwrap_or(*summary_width);
+        }
+        if let AttentionKind::DeltaNet {
+            negative_eigenvalues,
+            ..
+        } = &mut config.attention
+        {
+            *negative_eigenvalues = self.negative_eigenvalues.unwrap_or(*negative_eigenvalues);
         }
         config
     }

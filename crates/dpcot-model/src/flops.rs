@@ -16,8 +16,10 @@
 //! A training step counts forward + backward, the backward being twice the forward (the
 //! attention crate's convention); the loss and the optimizer update are not counted.
 
-use dpcot_attention::flops::{backward, layer_forward, layer_step};
-use dpcot_attention::AttentionKernel;
+use dpcot_attention::flops::{
+    backward, kernel_state_floats, layer_forward, layer_step, recurrent_forward, recurrent_step,
+};
+use dpcot_attention::{AttentionKernel, AttentionKind, RecurrentKernel};
 
 use crate::{ModelConfig, ModelError};
 
@@ -35,8 +37,7 @@ pub fn parameters(config: &ModelConfig) -> u64 {
     let linear = |i: u128, o: u128| add(mul(i, o), o);
     let block = [
         layer_norm,
-        linear(d, mul(3, d)),
-        linear(d, d),
+        mixer_parameters(config),
         layer_norm,
         linear(d, mul(4, d)),
         linear(mul(4, d), d),
@@ -53,6 +54,50 @@ pub fn parameters(config: &ModelConfig) -> u64 {
     .into_iter()
     .fold(0, add);
     u64::try_from(count).unwrap_or(u64::MAX)
+}
+
+/// Parameters of one block's attention or recurrent mixer.
+fn mixer_parameters(config: &ModelConfig) -> u128 {
+    let (d, h) = (config.d_model as u128, config.n_heads as u128);
+    let (mul, add) = (u128::saturating_mul, u128::saturating_add);
+    let linear = |i: u128, o: u128| add(mul(i, o), o);
+    let weights = |i: u128, o: u128| mul(i, o);
+    let qkv_and_output = add(linear(d, mul(3, d)), linear(d, d));
+    match &config.attention {
+        AttentionKind::Gla { .. } => {
+            let rank = dpcot_attention::recurrent::gla::GATE_RANK as u128;
+            [
+                qkv_and_output,
+                weights(d, rank),
+                linear(rank, d),
+                linear(d, d),
+            ]
+            .into_iter()
+            .fold(0, add)
+        }
+        AttentionKind::DeltaNet { .. } => add(qkv_and_output, linear(d, h)),
+        AttentionKind::Mamba {
+            d_state,
+            expand,
+            conv_width,
+        } => {
+            let (n, di) = (*d_state as u128, mul(*expand as u128, d));
+            let rank = config.d_model.div_ceil(16) as u128;
+            [
+                weights(d, mul(2, di)),
+                mul(di, *conv_width as u128),
+                di,
+                weights(di, add(rank, mul(2, n))),
+                linear(rank, di),
+                mul(di, n),
+                di,
+                weights(di, d),
+            ]
+            .into_iter()
+            .fold(0, add)
+        }
+        _ => qkv_and_output,
+    }
 }
 
 /// FLOPs of [`gelu_tanh`](crate::gelu_tanh) per element, counting the sigmoid form it runs,
@@ -75,20 +120,51 @@ fn dense_per_token(config: &ModelConfig) -> u64 {
     d + layer_norm + layers * block + layer_norm + linear(d, v)
 }
 
-fn kernel(config: &ModelConfig) -> Result<AttentionKernel, ModelError> {
-    Ok(config.attention_config().kernel()?)
+/// What mixes tokens in every block of `config`'s model, validated.
+enum Mixer {
+    Attention(AttentionKernel),
+    Recurrent(RecurrentKernel),
+}
+
+fn mixer(config: &ModelConfig) -> Result<Mixer, ModelError> {
+    Ok(if config.attention.is_recurrent() {
+        Mixer::Recurrent(config.recurrent_config().kernel()?)
+    } else {
+        Mixer::Attention(config.attention_config().kernel()?)
+    })
 }
 
 /// FLOPs of the parallel forward over one sequence of `seq_len` tokens.
 pub fn forward(config: &ModelConfig, seq_len: usize) -> Result<u64, ModelError> {
-    let attention = layer_forward(&kernel(config)?, config.d_model, config.n_heads, seq_len);
-    Ok(seq_len as u64 * dense_per_token(config) + config.n_layers as u64 * attention)
+    let (d, h) = (config.d_model, config.n_heads);
+    let mixing = match mixer(config)? {
+        Mixer::Attention(kernel) => layer_forward(&kernel, d, h, seq_len),
+        Mixer::Recurrent(kernel) => recurrent_forward(&kernel, d, h, seq_len),
+    };
+    Ok(seq_len as u64 * dense_per_token(config) + config.n_layers as u64 * mixing)
 }
 
 /// FLOPs of one decoding step at 0-based `position` (the token's own attention included).
 pub fn decode_step(config: &ModelConfig, position: usize) -> Result<u64, ModelError> {
-    let attention = layer_step(&kernel(config)?, config.d_model, config.n_heads, position);
-    Ok(dense_per_token(config) + config.n_layers as u64 * attention)
+    let (d, h) = (config.d_model, config.n_heads);
+    let mixing = match mixer(config)? {
+        Mixer::Attention(kernel) => layer_step(&kernel, d, h, position),
+        Mixer::Recurrent(kernel) => recurrent_step(&kernel, d, h),
+    };
+    Ok(dense_per_token(config) + config.n_layers as u64 * mixing)
+}
+
+/// Bytes of decoding state (f32) that the model carries from one generated token to the next
+/// once `position` tokens have been consumed, per sequence, over all layers: the keys and values
+/// of softmax attention, what the sparse and sliding caches keep, linear attention's `d×d` state
+/// and normaliser, the recurrent mixers' states. Activations of the token itself are not state.
+pub fn decode_state_bytes(config: &ModelConfig, position: usize) -> Result<u64, ModelError> {
+    let (d, h) = (config.d_model, config.n_heads);
+    let per_layer = match mixer(config)? {
+        Mixer::Attention(kernel) => h as u64 * kernel_state_floats(&kernel, position, d / h),
+        Mixer::Recurrent(kernel) => dpcot_attention::flops::recurrent_state_floats(&kernel, d, h),
+    };
+    Ok(4 * config.n_layers as u64 * per_layer)
 }
 
 /// FLOPs of decoding a whole sequence of `seq_len` tokens one step at a time.

@@ -1,6 +1,7 @@
 //! The decoder: token embedding + fixed sinusoidal positions, LayerNorm, pre-LN blocks
 //! (attention, then MLP d → 4d → d with tanh-GELU), final LayerNorm, untied LM head with bias —
-//! the minGPT-style model of the reference CoT benchmark, with a pluggable attention.
+//! the minGPT-style model of the reference CoT benchmark, with a pluggable attention (or, for the
+//! models beyond the paper, a recurrent mixer in its place).
 
 use burn::module::Module;
 use burn::nn::{
@@ -8,17 +9,22 @@ use burn::nn::{
     LinearConfig,
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use dpcot_attention::{fused, linear_rows, AttentionCache, CausalSelfAttention};
+use dpcot_attention::{
+    fused, linear_rows, AttentionCache, CausalSelfAttention, RecurrentMixer, RecurrentState,
+};
 
 use crate::{ModelConfig, ModelError};
 
-/// One pre-LN block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
+/// One pre-LN block: `x + mix(ln(x))`, then `x + mlp(ln(x))`, where `mix` is the configured
+/// attention or recurrent mixer (exactly one of the two fields is set).
 #[derive(Module, Debug)]
 pub struct Block {
     /// LayerNorm before attention.
     pub attention_norm: LayerNorm,
-    /// Causal self-attention of the configured variant.
-    pub attention: CausalSelfAttention,
+    /// Causal self-attention of the configured variant (the attention models).
+    pub attention: Option<CausalSelfAttention>,
+    /// The recurrent mixer in attention's place (`gla`, `deltanet`, `mamba`).
+    pub mixer: Option<RecurrentMixer>,
     /// LayerNorm before the MLP.
     pub mlp_norm: LayerNorm,
     /// `d → 4d`.
@@ -50,9 +56,15 @@ fn normalize<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
 impl Block {
     fn new(config: &ModelConfig, device: &Device) -> Result<Self, ModelError> {
         let d = config.d_model;
+        let (attention, mixer) = if config.attention.is_recurrent() {
+            (None, Some(config.recurrent_config().init(device)?))
+        } else {
+            (Some(config.attention_config().init(device)?), None)
+        };
         Ok(Self {
             attention_norm: layer_norm_module(d, device),
-            attention: config.attention_config().init(device)?,
+            attention,
+            mixer,
             mlp_norm: layer_norm_module(d, device),
             mlp_in: LinearConfig::new(d, 4 * d).init(device),
             mlp_out: LinearConfig::new(4 * d, d).init(device),
@@ -70,28 +82,61 @@ impl Block {
     /// - x: `[batch, seq, d_model]`
     /// - returns `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let attended = self
-            .attention
-            .forward(normalize(&self.attention_norm, x.clone()));
-        let x = x + fused::dropout(attended, &self.dropout);
+        let normed = normalize(&self.attention_norm, x.clone());
+        let mixed = match (&self.attention, &self.mixer) {
+            (Some(attention), _) => attention.forward(normed),
+            (None, Some(mixer)) => mixer.forward(normed),
+            (None, None) => unreachable!("Block::new sets an attention or a mixer"),
+        };
+        let x = x + fused::dropout(mixed, &self.dropout);
         x.clone() + self.mlp(x)
     }
 
-    /// Incremental forward of the next token through the layer's attention cache.
+    /// Incremental forward of the next token through the layer's decoding state.
     ///
     /// - x: `[batch, 1, d_model]`
     /// - returns `[batch, 1, d_model]`
     pub fn forward_step(
         &self,
         x: Tensor<3>,
-        cache: &mut AttentionCache,
+        cache: &mut LayerCache,
     ) -> Result<Tensor<3>, ModelError> {
-        let attended = self
-            .attention
-            .forward_step(normalize(&self.attention_norm, x.clone()), cache)?;
-        let x = x + fused::dropout(attended, &self.dropout);
+        let normed = normalize(&self.attention_norm, x.clone());
+        let mixed = match (&self.attention, &self.mixer, cache) {
+            (Some(attention), _, LayerCache::Attention(cache)) => {
+                attention.forward_step(normed, cache)?
+            }
+            (None, Some(mixer), LayerCache::Recurrent(state)) => {
+                mixer.forward_step(normed, state)?
+            }
+            _ => {
+                return Err(ModelError::invalid(
+                    "decode state",
+                    "was built for another model",
+                ))
+            }
+        };
+        let x = x + fused::dropout(mixed, &self.dropout);
         Ok(x.clone() + self.mlp(x))
     }
+
+    /// An empty decoding state of this layer.
+    fn new_cache(&self, batch: usize, device: &Device) -> LayerCache {
+        match (&self.attention, &self.mixer) {
+            (Some(attention), _) => LayerCache::Attention(attention.new_cache(batch, device)),
+            (None, Some(mixer)) => LayerCache::Recurrent(mixer.new_state(batch, device)),
+            (None, None) => unreachable!("Block::new sets an attention or a mixer"),
+        }
+    }
+}
+
+/// The decoding state of one block: an attention cache or a recurrent state.
+#[derive(Debug, Clone)]
+pub enum LayerCache {
+    /// The attention's cache (keys and values, or what its variant keeps).
+    Attention(AttentionCache),
+    /// The recurrent mixer's fixed-size state.
+    Recurrent(RecurrentState),
 }
 
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, as the
@@ -123,10 +168,10 @@ pub struct Transformer {
     config: ModelConfig,
 }
 
-/// The decoding state of a whole model: one attention cache per layer and the next position.
+/// The decoding state of a whole model: one cache per layer and the next position.
 #[derive(Debug, Clone)]
 pub struct DecodeState {
-    caches: Vec<AttentionCache>,
+    caches: Vec<LayerCache>,
     position: usize,
 }
 
@@ -182,7 +227,7 @@ impl Transformer {
             caches: self
                 .blocks
                 .iter()
-                .map(|b| b.attention.new_cache(batch, device))
+                .map(|b| b.new_cache(batch, device))
                 .collect(),
             position: 0,
         }

@@ -163,11 +163,6 @@ impl DeltaNet {
         let [q, k, v, beta] = self.inputs(x);
         Ok(self.finish(state.step(q, k, v, beta)))
     }
-
-    /// Floats of state per sequence: `heads · d_head²`.
-    pub fn state_floats(&self) -> u64 {
-        (self.n_heads * self.d_head() * self.d_head()) as u64
-    }
 }
 
 /// DeltaNet's decoding state: `S` per head.

@@ -162,11 +162,6 @@ impl GatedLinearAttention {
         let heads = state.step(q, k, v, g);
         Ok(self.finish(heads, x))
     }
-
-    /// Floats of state per sequence: `heads · d_head²`.
-    pub fn state_floats(&self) -> u64 {
-        (self.n_heads * self.d_head() * self.d_head()) as u64
-    }
 }
 
 /// GLA's decoding state: `S` per head.

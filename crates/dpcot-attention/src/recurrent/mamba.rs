@@ -277,13 +277,6 @@ impl Mamba {
             .reshape([batch, 1, di]);
         Ok(self.finish(y, xc, z))
     }
-
-    /// Floats of state per sequence: `d_inner · N` for `h`, `(K − 1) · d_inner` for the
-    /// convolution's window.
-    pub fn state_floats(&self) -> u64 {
-        let (di, p) = (self.d_inner(), self.params);
-        (di * p.d_state + (p.conv_width - 1) * di) as u64
-    }
 }
 
 /// Mamba's decoding state.

@@ -159,8 +159,9 @@ pub enum RecurrentState {
     Gla(GlaState),
     /// DeltaNet's `d_k × d_v` state per head.
     DeltaNet(DeltaNetState),
-    /// Mamba's `d_inner × N` state and the convolution's last inputs.
-    Mamba(MambaState),
+    /// Mamba's `d_inner × N` state and the convolution's last inputs (boxed: it holds two
+    /// tensors where the others hold one).
+    Mamba(Box<MambaState>),
 }
 
 impl RecurrentState {
@@ -206,7 +207,7 @@ impl RecurrentMixer {
         match self {
             Self::Gla(m) => RecurrentState::Gla(m.new_state(batch, device)),
             Self::DeltaNet(m) => RecurrentState::DeltaNet(m.new_state(batch, device)),
-            Self::Mamba(m) => RecurrentState::Mamba(m.new_state(batch, device)),
+            Self::Mamba(m) => RecurrentState::Mamba(Box::new(m.new_state(batch, device))),
         }
     }
 
@@ -239,11 +240,7 @@ impl RecurrentMixer {
     /// Floats of state carried from one token to the next, per sequence (the recurrent state;
     /// Mamba's convolution window included). Independent of the position.
     pub fn state_floats(&self) -> u64 {
-        match self {
-            Self::Gla(m) => m.state_floats(),
-            Self::DeltaNet(m) => m.state_floats(),
-            Self::Mamba(m) => m.state_floats(),
-        }
+        crate::flops::recurrent_state_floats(&self.kernel(), self.d_model(), self.n_heads())
     }
 
     /// FLOPs of [`forward`](Self::forward) for one sequence of `seq_len` tokens.
