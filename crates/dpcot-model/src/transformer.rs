@@ -123,7 +123,9 @@ impl Block {
     /// An empty decoding state of this layer.
     fn new_cache(&self, batch: usize, device: &Device) -> LayerCache {
         match (&self.attention, &self.mixer) {
-            (Some(attention), _) => LayerCache::Attention(attention.new_cache(batch, device)),
+            (Some(attention), _) => {
+                LayerCache::Attention(Box::new(attention.new_cache(batch, device)))
+            }
             (None, Some(mixer)) => LayerCache::Recurrent(mixer.new_state(batch, device)),
             (None, None) => unreachable!("Block::new sets an attention or a mixer"),
         }
@@ -133,8 +135,9 @@ impl Block {
 /// The decoding state of one block: an attention cache or a recurrent state.
 #[derive(Debug, Clone)]
 pub enum LayerCache {
-    /// The attention's cache (keys and values, or what its variant keeps).
-    Attention(AttentionCache),
+    /// The attention's cache (keys and values, or what its variant keeps); boxed, as it is
+    /// several times the size of a recurrent state.
+    Attention(Box<AttentionCache>),
     /// The recurrent mixer's fixed-size state.
     Recurrent(RecurrentState),
 }
