@@ -126,7 +126,7 @@ impl Block {
             (Some(attention), _) => {
                 LayerCache::Attention(Box::new(attention.new_cache(batch, device)))
             }
-            (None, Some(mixer)) => LayerCache::Recurrent(mixer.new_state(batch, device)),
+            (None, Some(mixer)) => LayerCache::Recurrent(Box::new(mixer.new_state(batch, device))),
             (None, None) => unreachable!("Block::new sets an attention or a mixer"),
         }
     }
@@ -135,11 +135,10 @@ impl Block {
 /// The decoding state of one block: an attention cache or a recurrent state.
 #[derive(Debug, Clone)]
 pub enum LayerCache {
-    /// The attention's cache (keys and values, or what its variant keeps); boxed, as it is
-    /// several times the size of a recurrent state.
+    /// The attention's cache (keys and values, or what its variant keeps).
     Attention(Box<AttentionCache>),
     /// The recurrent mixer's fixed-size state.
-    Recurrent(RecurrentState),
+    Recurrent(Box<RecurrentState>),
 }
 
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, as the
