@@ -86,6 +86,9 @@ pub enum Experiment {
     General,
     /// The paper's locality result: m-local tasks, with sliding-window attention beside.
     Locality,
+    /// Beyond the paper: today's efficient models (GLA, DeltaNet, Mamba) on the general and the
+    /// local tasks, reported beside the paper's models of the other two experiments.
+    Modern,
 }
 
 impl Experiment {
@@ -94,6 +97,7 @@ impl Experiment {
         match self {
             Self::General => "general",
             Self::Locality => "locality",
+            Self::Modern => "modern",
         }
     }
 }

@@ -10,7 +10,9 @@ use dpcot_train::RunEnding;
 use crate::plots;
 use crate::profile::{Experiment, ModelChoice, Profile};
 use crate::results::{write_atomic, Results, RunRecord};
-use crate::summary::{length_meaning, Analysis, ComputeAtAccuracy, Growth, Spread, Unsolved};
+use crate::summary::{
+    length_meaning, Analysis, ComputeAtAccuracy, Growth, Point, Spread, Unsolved,
+};
 use crate::AnalysisError;
 
 /// The paper's finding per experiment, stated next to ours.
@@ -25,6 +27,13 @@ last m steps (m-locality), sparse and linear Transformers no longer need a dimen
 with the problem size, so their lower per-token cost becomes a real saving. Here the local \
 variants (windowed LIS, banded ED; docs/locality.md) are swept over the size at fixed m and \
 over m at a fixed size, beside the general task of the same kind.";
+
+const MODERN_CLAIM: &str = "Beyond the paper: do today's efficient models escape its result? \
+Gated linear attention (GLA), DeltaNet and a Mamba-style selective state-space layer take \
+attention's place in the same decoder (docs/attention.md), on the same tasks and grid as the \
+paper's models; each table puts their minimal dimension beside the paper's models' on the same \
+problem (from the general or the locality experiment), and the compute table adds the bytes of \
+state each model carries from one generated token to the next.";
 
 /// The locality experiment's own figures: each local family against its general task, and the
 /// minimal dimension against m wherever one size was run at several m.
@@ -125,6 +134,7 @@ pub fn write_report(
         let title = match experiment.as_str() {
             "general" => "General DP tasks (the paper's Figure 1)",
             "locality" => "Local DP tasks (m-locality)",
+            "modern" => "Beyond the paper: GLA, DeltaNet and Mamba",
             other => other,
         };
         writeln!(md, "## {title}\n").unwrap();
@@ -133,6 +143,9 @@ pub fn write_report(
         }
         if experiment == Experiment::Locality {
             writeln!(md, "{LOCALITY_CLAIM}\n").unwrap();
+        }
+        if experiment == Experiment::Modern {
+            writeln!(md, "{MODERN_CLAIM}\n").unwrap();
         }
         for (_, family) in analysis
             .families()
@@ -339,22 +352,37 @@ fn min_dim_table(
         write!(md, " L = {} (`{}`) |", p.length, p.task).unwrap();
     }
     writeln!(md, "\n|---|{}", "---|".repeat(points.len())).unwrap();
-    for model in analysis.models() {
-        write!(md, "| {} |", model.name()).unwrap();
-        for p in &points {
-            let cell = match analysis.min_dim(p, model) {
-                Some(s) if s.varies() => {
-                    format!(" {:.0} ({:.0}–{:.0}) |", s.mean, s.min, s.max)
-                }
+    // A modern table starts with the paper's models on the same problems.
+    let mut rows: Vec<(ModelChoice, Vec<Point>)> = Vec::new();
+    if experiment == Experiment::Modern {
+        let counterparts: Vec<Point> = points.iter().map(Point::paper_counterpart).collect();
+        rows.extend(
+            analysis
+                .models()
+                .into_iter()
+                .map(|m| (m, counterparts.clone())),
+        );
+    }
+    rows.extend(analysis.models().into_iter().map(|m| (m, points.clone())));
+    for (model, points) in rows {
+        let cells: Vec<String> = points
+            .iter()
+            .map(|p| match analysis.min_dim(p, model) {
+                Some(s) if s.varies() => format!(" {:.0} ({:.0}–{:.0}) |", s.mean, s.min, s.max),
                 Some(s) => format!(" {:.0} |", s.mean),
                 None => match analysis.unsolved(p, model).map(Unsolved::tag) {
                     Some(Some(tag)) => format!(" > {largest} ({tag}) |"),
                     Some(None) => format!(" > {largest} |"),
                     None => " – |".to_string(),
                 },
-            };
-            md.push_str(&cell);
+            })
+            .collect();
+        // A modern table lists only the models run on its problems.
+        if experiment == Experiment::Modern && cells.iter().all(|c| c == " – |") {
+            continue;
         }
+        write!(md, "| {} |", model.name()).unwrap();
+        cells.iter().for_each(|c| md.push_str(c));
         md.push('\n');
     }
     writeln!(
@@ -476,15 +504,15 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: Experiment)
         md,
         "Each model at its own minimal dimension (so all are equally accurate). Ratios are to the \
          standard model on the same problem.\n\n\
-         | task | L | model | dim | params | FLOPs/token | ratio | decode µs/token | ratio | peak MiB | train FLOPs | train s | steps |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+         | task | L | model | dim | params | FLOPs/token | ratio | decode µs/token | ratio | state KiB | peak MiB | train FLOPs | train s | steps |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     .unwrap();
     for c in &rows {
         let [flops_ratio, time_ratio] = ratio_cells(analysis, c, Table::Markdown);
         writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {:.0} | {:.3e} | {} | {:.1} | {} | {} | {:.2e} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.3e} | {} | {:.1} | {} | {:.1} | {} | {:.2e} | {:.1} | {:.0} |",
             c.task,
             c.length,
             c.model,
@@ -494,6 +522,7 @@ fn compute_section(md: &mut String, analysis: &Analysis, experiment: Experiment)
             flops_ratio,
             1e6 * c.decode_seconds_per_token,
             time_ratio,
+            c.state_bytes / 1024.0,
             c.peak_memory_bytes.map(|b| format!("{:.0}", b / (1 << 20) as f64)).unwrap_or_else(|| Table::Markdown.missing().into()),
             c.train_flops,
             c.train_seconds,
@@ -703,12 +732,12 @@ fn min_dims_csv(analysis: &Analysis) -> String {
 }
 
 fn compute_csv(analysis: &Analysis) -> String {
-    let mut csv = String::from("experiment,task,length,model,min_dim,parameters,decode_flops_per_token,flops_ratio,decode_seconds_per_token,time_ratio,peak_memory_bytes,train_flops,train_seconds,train_steps\n");
+    let mut csv = String::from("experiment,task,length,model,min_dim,parameters,decode_flops_per_token,flops_ratio,decode_seconds_per_token,time_ratio,state_bytes,peak_memory_bytes,train_flops,train_seconds,train_steps\n");
     for c in &analysis.compute {
         let [flops_ratio, time_ratio] = ratio_cells(analysis, c, Table::Csv);
         writeln!(
             csv,
-            "{},{},{},{},{},{},{:.4e},{},{:.4e},{},{},{:.4e},{:.2},{}",
+            "{},{},{},{},{},{},{:.4e},{},{:.4e},{},{:.0},{},{:.4e},{:.2},{}",
             c.experiment,
             c.task,
             c.length,
@@ -719,6 +748,7 @@ fn compute_csv(analysis: &Analysis) -> String {
             flops_ratio,
             c.decode_seconds_per_token,
             time_ratio,
+            c.state_bytes,
             c.peak_memory_bytes
                 .map(|b| format!("{b:.0}"))
                 .unwrap_or_else(|| Table::Csv.missing().into()),
@@ -1083,6 +1113,70 @@ mod tests {
     }
 
     #[test]
+    fn modern_tables_put_the_paper_models_beside_and_compare_with_their_standard() {
+        use crate::profile::ModelChoice::{DeltaNet, Gla, Mamba};
+        let modern = |model, d, flops| {
+            solved(&lis(8), model, d, flops)
+                .experiment(Experiment::Modern)
+                .record()
+        };
+        let mut records = vec![
+            solved(&lis(8), Standard, 32, 1000.0).record(),
+            solved(&lis(8), Linear, 48, 2000.0).record(),
+            modern(Gla, 32, 1500.0),
+            modern(Mamba, 16, 500.0),
+        ];
+        records.extend(
+            search(&lis(8), DeltaNet, 1, &[(16, 0.2), (32, 0.4)])
+                .into_iter()
+                .map(|mut r| {
+                    r.key.experiment = Experiment::Modern;
+                    r
+                }),
+        );
+        let analysis = analyse(records);
+        let mut md = String::new();
+        min_dim_table(
+            &mut md,
+            &analysis,
+            Experiment::Modern,
+            "lis",
+            &smoke_profile(),
+        );
+        for row in [
+            "| standard | 32 |",
+            "| linear | 48 |",
+            "| gla | 32 |",
+            "| deltanet | > 32 |",
+            "| mamba | 16 |",
+        ] {
+            assert!(md.contains(row), "`{row}` in\n{md}");
+        }
+        // Models run on none of these problems are left out.
+        assert!(!md.contains("| sparse |"), "{md}");
+        // The rows of the paper's models come first.
+        assert!(md.find("| linear |") < md.find("| gla |"), "{md}");
+        let gla = analysis
+            .compute
+            .iter()
+            .find(|c| c.model == "gla")
+            .expect("gla solved");
+        assert_eq!(
+            ratio_cells(&analysis, gla, Table::Markdown),
+            ["1.50×", "1.00×"]
+        );
+        // GLA's state (4 heads of 8×8 floats per layer, 3 layers) does not depend on L; the
+        // standard model's KV cache does.
+        assert_eq!(gla.state_bytes, (4 * 3 * 4 * 8 * 8) as f64);
+        let standard = analysis
+            .compute
+            .iter()
+            .find(|c| c.model == "standard")
+            .unwrap();
+        assert_eq!(standard.state_bytes, (4 * 3 * 2 * 19 * 32) as f64);
+    }
+
+    #[test]
     fn ratio_cells_are_written_once_for_both_tables() {
         let analysis = analyse(vec![
             solved(&lis(8), Standard, 32, 1000.0)
@@ -1115,13 +1209,15 @@ mod tests {
         assert_eq!(ratio_cells(&analysis, alone, Table::Csv), ["", ""]);
         let csv = compute_csv(&analysis);
         assert!(
-            csv.contains(",lis-8,19,sparse,64,4096,2.5000e3,2.5000,3.0000e-6,3.0000,,"),
+            csv.contains(",lis-8,19,sparse,64,4096,2.5000e3,2.5000,3.0000e-6,3.0000,10752,,"),
             "{csv}"
         );
         let mut md = String::new();
         compute_section(&mut md, &analysis, Experiment::General);
         assert!(
-            md.contains("| lis-8 | 19 | sparse | 64 | 4096 | 2.500e3 | 2.50× | 3.0 | 3.00× | – |"),
+            md.contains(
+                "| lis-8 | 19 | sparse | 64 | 4096 | 2.500e3 | 2.50× | 3.0 | 3.00× | 10.5 | – |"
+            ),
             "{md}"
         );
     }

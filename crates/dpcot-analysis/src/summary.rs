@@ -45,6 +45,20 @@ pub fn length_meaning() -> String {
 type ProblemSizes = BTreeMap<String, usize>;
 
 impl Point {
+    /// The same problem in the experiment that runs the paper's models on it: the locality
+    /// experiment for a local variant, the general one otherwise. A modern point's runs are
+    /// compared with that point's.
+    pub fn paper_counterpart(&self) -> Point {
+        Point {
+            experiment: if self.locality.is_some() {
+                Experiment::Locality
+            } else {
+                Experiment::General
+            },
+            ..self.clone()
+        }
+    }
+
     /// The problem a run was trained on; an error if its recorded task does not build (records
     /// read from a results directory were checked when read, so this is for hand-made ones).
     pub fn of(record: &RunRecord) -> Result<Self, AnalysisError> {
@@ -280,6 +294,10 @@ pub struct ComputeAtAccuracy {
     pub decode_flops_per_token: f64,
     /// Measured wall time of greedy decoding per generated token, in seconds.
     pub decode_seconds_per_token: f64,
+    /// Bytes of decoding state carried from one generated token to the next at the end of the
+    /// longest example (position L): the KV cache, the sparse or sliding cache, or the
+    /// recurrent state ([`dpcot_model::flops::decode_state_bytes`]).
+    pub state_bytes: f64,
     /// Peak resident memory of the run process; `None` unless every seed's run recorded it.
     pub peak_memory_bytes: Option<f64>,
     /// FLOPs of all training steps.
@@ -309,6 +327,10 @@ impl ComputeAtAccuracy {
             parameters: mean(&|r| r.summary.parameters as f64),
             decode_flops_per_token: mean(&|r| r.summary.decode_flops_per_token),
             decode_seconds_per_token: mean(&|r| r.decode_seconds_per_token()),
+            state_bytes: mean(&|r| {
+                dpcot_model::flops::decode_state_bytes(&r.config.model, point.length)
+                    .map_or(f64::NAN, |b| b as f64)
+            }),
             peak_memory_bytes: (memory.len() == runs.len())
                 .then(|| memory.iter().sum::<f64>() / memory.len() as f64),
             train_flops: mean(&|r| r.summary.train_flops),
@@ -559,8 +581,13 @@ impl Analysis {
         row: &ComputeAtAccuracy,
         value: impl Fn(&ComputeAtAccuracy) -> f64,
     ) -> Option<f64> {
+        // A modern model is compared with the standard model of the paper's experiment.
+        let experiments = match row.experiment {
+            Experiment::Modern => [Experiment::General, Experiment::Locality],
+            e => [e, e],
+        };
         let standard = self.compute.iter().find(|c| {
-            c.experiment == row.experiment
+            experiments.contains(&c.experiment)
                 && c.task == row.task
                 && c.model == ModelChoice::Standard.name()
         })?;
