@@ -52,17 +52,28 @@ pub fn sparse_attention(
     crate::kernels::sparse::fixed(q, k, v, scale, block, summaries, dropout)
 }
 
-/// [`super::selective_scan`] as a loop over time: each step's decay and input sliced out, the
-/// state updated and read.
-pub fn selective_scan(decay: Tensor<4>, input: Tensor<4>, c: Tensor<3>) -> Tensor<3> {
-    let [b, l, ch, n] = decay.dims();
-    let mut h: Tensor<3> = Tensor::zeros([b, ch, n], &decay.device());
+/// [`super::selective_scan`] as tensor operations: `exp(Δ A)` and `Δ B u` discretised into
+/// `[batch, L, channels, N]` tensors, then a loop over time that slices each step out, updates
+/// the state and reads it.
+pub fn selective_scan(
+    u: Tensor<3>,
+    delta: Tensor<3>,
+    a: Tensor<2>,
+    b: Tensor<3>,
+    c: Tensor<3>,
+) -> Tensor<3> {
+    let [batch, l, ch] = u.dims();
+    let n = a.dims()[1];
+    let decay =
+        (delta.clone().unsqueeze_dim::<4>(3) * a.unsqueeze_dim::<3>(0).unsqueeze_dim(0)).exp();
+    let input = (delta * u).unsqueeze_dim::<4>(3) * b.unsqueeze_dim::<4>(2);
+    let mut h: Tensor<3> = Tensor::zeros([batch, ch, n], &decay.device());
     let outputs = (0..l)
         .map(|t| {
-            let at = |x: &Tensor<4>| x.clone().slice_dim(1, t..t + 1).reshape([b, ch, n]);
+            let at = |x: &Tensor<4>| x.clone().slice_dim(1, t..t + 1).reshape([batch, ch, n]);
             h = h.clone() * at(&decay) + at(&input);
-            let c_t = c.clone().slice_dim(1, t..t + 1).reshape([b, 1, n]);
-            (h.clone() * c_t).sum_dim(2).reshape([b, 1, ch])
+            let c_t = c.clone().slice_dim(1, t..t + 1).reshape([batch, 1, n]);
+            (h.clone() * c_t).sum_dim(2).reshape([batch, 1, ch])
         })
         .collect();
     Tensor::cat(outputs, 1)

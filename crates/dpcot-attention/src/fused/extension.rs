@@ -79,16 +79,26 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
     /// [`super::selective_scan`].
     fn fused_selective_scan(
-        decay: FloatTensor<Self>,
-        input: FloatTensor<Self>,
+        u: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
         c: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
 
-pub(super) fn selective_scan(decay: Tensor<4>, input: Tensor<4>, c: Tensor<3>) -> Tensor<3> {
+pub(super) fn selective_scan(
+    u: Tensor<3>,
+    delta: Tensor<3>,
+    a: Tensor<2>,
+    b: Tensor<3>,
+    c: Tensor<3>,
+) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_selective_scan(
-        decay.into_dispatch(),
-        input.into_dispatch(),
+        u.into_dispatch(),
+        delta.into_dispatch(),
+        a.into_dispatch(),
+        b.into_dispatch(),
         c.into_dispatch(),
     ))
 }
@@ -263,25 +273,43 @@ impl FusedOps for Flex {
         sparse_forward(&q, &k, &v, shape, scale, masks(prob, keys)).output
     }
 
-    fn fused_selective_scan(decay: FlexTensor, input: FlexTensor, c: FlexTensor) -> FlexTensor {
-        scan_forward(&contiguous(decay), &contiguous(input), &contiguous(c))
+    fn fused_selective_scan(
+        u: FlexTensor,
+        delta: FlexTensor,
+        a: FlexTensor,
+        b: FlexTensor,
+        c: FlexTensor,
+    ) -> FlexTensor {
+        scan_forward(&[u, delta, a, b, c].map(contiguous))
     }
 }
 
-fn scan_shape(decay: &FlexTensor) -> scan::Shape {
-    let [batch, len, channels, state] = decay.shape().dims::<4>();
+/// The scan's shape from its inputs `[u, Δ, A, B, C]`.
+fn scan_shape([u, _, a, _, _]: &[FlexTensor; 5]) -> scan::Shape {
+    let [batch, len, channels] = u.shape().dims::<3>();
     scan::Shape {
         batch,
         len,
         channels,
-        state,
+        state: a.shape().dims::<2>()[1],
     }
 }
 
-fn scan_forward(decay: &FlexTensor, input: &FlexTensor, c: &FlexTensor) -> FlexTensor {
-    let shape = scan_shape(decay);
+fn scan_inputs(inputs: &[FlexTensor; 5]) -> scan::Inputs<'_> {
+    let [u, delta, a, b, c] = inputs;
+    scan::Inputs {
+        u: values(u),
+        delta: values(delta),
+        a: values(a),
+        b: values(b),
+        c: values(c),
+    }
+}
+
+fn scan_forward(inputs: &[FlexTensor; 5]) -> FlexTensor {
+    let shape = scan_shape(inputs);
     let mut y = vec![0.0; shape.batch * shape.len * shape.channels];
-    scan::forward(values(decay), values(input), values(c), shape, &mut y);
+    scan::forward(scan_inputs(inputs), shape, &mut y);
     tensor(y, Shape::new([shape.batch, shape.len, shape.channels]))
 }
 
@@ -979,59 +1007,55 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn fused_selective_scan(
-        decay: FloatTensor<Self>,
-        input: FloatTensor<Self>,
+        u: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
         c: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ScanBackward;
 
-        impl Backward<Flex, 3> for ScanBackward {
-            /// The three inputs: the backward pass recomputes the states from them.
-            type State = [FlexTensor; 3];
+        impl Backward<Flex, 5> for ScanBackward {
+            /// The five inputs: the backward pass recomputes the states from them.
+            type State = [FlexTensor; 5];
 
             fn backward(
                 self,
-                ops: Ops<Self::State, 3>,
+                ops: Ops<Self::State, 5>,
                 grads: &mut Gradients,
                 _: &mut Checkpointer,
             ) {
-                let [decay, input, c] = ops.state;
+                let inputs = ops.state;
                 let grad = contiguous(grads.consume::<Flex>(&ops.node));
-                let shape = scan_shape(&decay);
-                let zeros = |t: &FlexTensor| vec![0.0; values(t).len()];
-                let (mut d_decay, mut d_input, mut d_c) = (zeros(&decay), zeros(&input), zeros(&c));
-                scan::backward(
-                    values(&decay),
-                    values(&input),
-                    values(&c),
-                    values(&grad),
-                    shape,
-                    &mut d_decay,
-                    &mut d_input,
-                    &mut d_c,
-                );
+                let computed =
+                    scan::backward(scan_inputs(&inputs), values(&grad), scan_shape(&inputs));
+                let [u, delta, a, b, c] = &inputs;
                 let parents = ops.parents.map(|parent| parent.map(|parent| parent.id));
                 let computed = [
-                    tensor(d_decay, decay.shape()),
-                    tensor(d_input, input.shape()),
-                    tensor(d_c, c.shape()),
+                    tensor(computed.u, u.shape()),
+                    tensor(computed.delta, delta.shape()),
+                    tensor(computed.a, a.shape()),
+                    tensor(computed.b, b.shape()),
+                    tensor(computed.c, c.shape()),
                 ];
                 register(grads, parents, computed);
             }
         }
 
-        let (decay, guard_decay) = decay.into_parts();
-        let (input, guard_input) = input.into_parts();
+        let (u, guard_u) = u.into_parts();
+        let (delta, guard_delta) = delta.into_parts();
+        let (a, guard_a) = a.into_parts();
+        let (b, guard_b) = b.into_parts();
         let (c, guard_c) = c.into_parts();
-        let (decay, input, c) = (contiguous(decay), contiguous(input), contiguous(c));
-        let output = scan_forward(&decay, &input, &c);
+        let inputs = [u, delta, a, b, c].map(contiguous);
+        let output = scan_forward(&inputs);
         match ScanBackward
-            .prepare::<C>([guard_decay, guard_input, guard_c])
+            .prepare::<C>([guard_u, guard_delta, guard_a, guard_b, guard_c])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish([decay, input, c], output),
+            OpsKind::Tracked(prep) => prep.finish(inputs, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }

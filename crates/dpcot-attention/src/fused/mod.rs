@@ -25,7 +25,7 @@
 //! | [`cross_entropy_sum`] | `Σᵣ wᵣ·(−log softmax(zᵣ)[tᵣ])` | the probabilities |
 //! | [`elu_plus_one`] | `max(x, 0) + exp(min(x, 0))` | the output |
 //! | [`dropout`] | `x·mask/(1 − p)`, the mask hashed from a key | the key |
-//! | [`selective_scan`] | `h_t = a_t ⊙ h_{t−1} + u_t`, `y_t = h_t c_t`, one pass per sequence | a, u, c (states recomputed) |
+//! | [`selective_scan`] | `h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t`, `y_t = C_t h_t`, one pass per sequence | its inputs (states recomputed) |
 
 // Without burn-flex nothing calls the kernels.
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
@@ -166,34 +166,52 @@ pub fn sparse_attention(
     composed::sparse_attention(q, k, v, scale, block, summaries, dropout)
 }
 
-/// The linear recurrence of a selective state-space model (Mamba's scan, after discretisation):
-/// `h_t = decay_t ⊙ h_{t−1} + input_t` from `h_{−1} = 0`, read out as
-/// `y_t[ch] = Σ_n h_t[ch, n] c_t[n]`.
+/// Mamba's selective scan, discretisation included: with `a_t = exp(Δ_t A)`,
+/// `h_t[ch, n] = a_t[ch, n] h_{t−1}[ch, n] + Δ_t[ch] B_t[n] u_t[ch]` from `h_{−1} = 0`, read out
+/// as `y_t[ch] = Σ_n C_t[n] h_t[ch, n]` (no `D u` term).
 ///
-/// Where the fused kernels run, one task per sequence runs the recurrence in one pass, and its
-/// backward pass recomputes the states and runs backwards (`scan`); nothing of size `L²` or
-/// `L` copies of the state is built. Elsewhere it is the composed form, a loop over time
-/// ([`composed::selective_scan`]).
+/// Where the fused kernels run, one task per sequence runs the recurrence in one pass, computing
+/// `exp(Δ_t A)` and `Δ_t B_t u_t` as it goes, and its backward pass recomputes the states and
+/// runs backwards (`scan`): nothing of size `batch·L·channels·N` is built. Elsewhere it is the
+/// composed form ([`composed::selective_scan`]), which discretises into such tensors and loops
+/// over time.
 ///
-/// - decay, input: `[batch, L, channels, N]`; c: `[batch, L, N]`
+/// - u, delta: `[batch, L, channels]`; a: `[channels, N]`; b, c: `[batch, L, N]`
 /// - returns `[batch, L, channels]`
-pub fn selective_scan(decay: Tensor<4>, input: Tensor<4>, c: Tensor<3>) -> Tensor<3> {
-    let [b, l, _, n] = decay.dims();
+pub fn selective_scan(
+    u: Tensor<3>,
+    delta: Tensor<3>,
+    a: Tensor<2>,
+    b: Tensor<3>,
+    c: Tensor<3>,
+) -> Tensor<3> {
+    let [batch, l, channels] = u.dims();
+    let n = a.dims()[1];
     assert_eq!(
-        decay.dims(),
-        input.dims(),
-        "selective_scan: decay and input shapes differ"
+        delta.dims(),
+        u.dims(),
+        "selective_scan: Δ must be shaped as u"
+    );
+    assert_eq!(
+        a.dims(),
+        [channels, n],
+        "selective_scan: A must be [channels, N]"
+    );
+    assert_eq!(
+        b.dims(),
+        [batch, l, n],
+        "selective_scan: B must be [batch, L, N]"
     );
     assert_eq!(
         c.dims(),
-        [b, l, n],
-        "selective_scan: c must be [batch, L, N]"
+        [batch, l, n],
+        "selective_scan: C must be [batch, L, N]"
     );
     #[cfg(feature = "flex")]
-    if runs_fused(&decay) {
-        return extension::selective_scan(decay, input, c);
+    if runs_fused(&u) {
+        return extension::selective_scan(u, delta, a, b, c);
     }
-    composed::selective_scan(decay, input, c)
+    composed::selective_scan(u, delta, a, b, c)
 }
 
 /// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as

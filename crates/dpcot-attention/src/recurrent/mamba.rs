@@ -301,8 +301,7 @@ impl MambaState {
     }
 }
 
-/// The selective scan of step 4 without `D`: discretises (`exp(Δ A)`, `Δ B x`) and scans
-/// ([`fused::selective_scan`]).
+/// The selective scan of step 4 without `D` ([`fused::selective_scan`]).
 ///
 /// - u, delta: `[batch, seq, d_inner]`; a: `[d_inner, N]`; bm, cm: `[batch, seq, N]`
 /// - returns `[batch, seq, d_inner]`
@@ -313,10 +312,7 @@ pub fn selective_scan(
     bm: Tensor<3>,
     cm: Tensor<3>,
 ) -> Tensor<3> {
-    let decay =
-        (delta.clone().unsqueeze_dim::<4>(3) * a.unsqueeze_dim::<3>(0).unsqueeze_dim::<4>(0)).exp();
-    let input = (delta * u).unsqueeze_dim::<4>(3) * bm.unsqueeze_dim::<4>(2);
-    fused::selective_scan(decay, input, cm)
+    fused::selective_scan(u, delta, a, bm, cm)
 }
 
 /// The scan of step 4 written out token by token (`h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t`,

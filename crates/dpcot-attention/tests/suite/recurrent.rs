@@ -138,47 +138,48 @@ fn check_delta(b: usize, h: usize, l: usize, d: usize, chunk: usize, max_beta: f
     }
 }
 
-/// The fused scan against the composed loop: output and the gradients of all three inputs.
+/// The fused scan against the composed form: output and the gradients of all five inputs.
 fn check_scan(b: usize, l: usize, channels: usize, n: usize, seed: u64) {
     let device = device();
     let mut rng = DataRng::new(seed);
-    let decay = rng
-        .tensor([b, l, channels, n], 0.5, &device)
-        .add_scalar(0.5);
-    let input = rng.tensor([b, l, channels, n], 1.0, &device);
-    let c = rng.tensor([b, l, n], 1.0, &device);
+    let u: Tensor<3> = rng.tensor([b, l, channels], 1.0, &device);
+    // Δ > 0 as after softplus, A < 0: decays in (0, 1).
+    let delta: Tensor<3> = rng.tensor([b, l, channels], 0.5, &device).add_scalar(0.6);
+    let a: Tensor<2> = rng.tensor([channels, n], 1.0, &device).sub_scalar(1.5);
+    let bm: Tensor<3> = rng.tensor([b, l, n], 1.0, &device);
+    let cm: Tensor<3> = rng.tensor([b, l, n], 1.0, &device);
     let what = format!("selective scan b={b} l={l} channels={channels} n={n}");
-    let ad = device.clone().autodiff();
+    type Scan = fn(Tensor<3>, Tensor<3>, Tensor<2>, Tensor<3>, Tensor<3>) -> Tensor<3>;
+    let (fused_scan, composed_scan): (Scan, Scan) =
+        (fused::selective_scan, composed::selective_scan);
     assert_close(
-        fused::selective_scan(decay.clone(), input.clone(), c.clone()),
-        composed::selective_scan(decay.clone(), input.clone(), c.clone()),
+        fused_scan(u.clone(), delta.clone(), a.clone(), bm.clone(), cm.clone()),
+        composed_scan(u.clone(), delta.clone(), a.clone(), bm.clone(), cm.clone()),
         &what,
     );
-    let run = |scan: fn(Tensor<4>, Tensor<4>, Tensor<3>) -> Tensor<3>| {
-        let leaf4 = |x: &Tensor<4>| Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
-        let (decay, input) = (leaf4(&decay), leaf4(&input));
-        let c = Tensor::<3>::from_data(c.to_data(), &ad).require_grad();
-        let out = scan(decay.clone(), input.clone(), c.clone());
+    let ad = device.clone().autodiff();
+    let run = |scan: Scan| {
+        let leaf3 = |x: &Tensor<3>| Tensor::<3>::from_data(x.to_data(), &ad).require_grad();
+        let (u, delta, bm, cm) = (leaf3(&u), leaf3(&delta), leaf3(&bm), leaf3(&cm));
+        let a = Tensor::<2>::from_data(a.to_data(), &ad).require_grad();
+        let out = scan(u.clone(), delta.clone(), a.clone(), bm.clone(), cm.clone());
         let readout = DataRng::new(7).tensor(out.dims(), 1.0, &ad);
         let grads = (out * readout).sum().backward();
-        let grad4 =
-            |x: &Tensor<4>| Tensor::<4>::from_data(x.grad(&grads).unwrap().into_data(), &device);
-        let grad_c = Tensor::<3>::from_data(c.grad(&grads).unwrap().into_data(), &device);
-        (grad4(&decay), grad4(&input), grad_c)
+        let grad3 = |x: &Tensor<3>| {
+            Tensor::<3>::from_data(x.grad(&grads).expect("gradient").into_data(), &device)
+        };
+        let grad_a = Tensor::<2>::from_data(a.grad(&grads).expect("gradient").into_data(), &device);
+        ([grad3(&u), grad3(&delta), grad3(&bm), grad3(&cm)], grad_a)
     };
-    let fused_grads = run(fused::selective_scan);
-    let composed_grads = run(composed::selective_scan);
-    assert_close(
-        fused_grads.0,
-        composed_grads.0,
-        &format!("d decay of {what}"),
-    );
-    assert_close(
-        fused_grads.1,
-        composed_grads.1,
-        &format!("d input of {what}"),
-    );
-    assert_close(fused_grads.2, composed_grads.2, &format!("d c of {what}"));
+    let (fused_grads, fused_a) = run(fused_scan);
+    let (composed_grads, composed_a) = run(composed_scan);
+    for (name, (f, c)) in ["du", "dΔ", "dB", "dC"]
+        .iter()
+        .zip(fused_grads.into_iter().zip(composed_grads))
+    {
+        assert_close(f, c, &format!("{name} of {what}"));
+    }
+    assert_close(fused_a, composed_a, &format!("dA of {what}"));
 }
 
 proptest! {
@@ -491,17 +492,24 @@ fn the_delta_rule_is_not_plain_linear_attention() {
 
 #[test]
 fn a_mamba_state_reset_between_tokens_is_caught() {
+    // Decoding each token from a fresh state (no convolution window, no h) must not match the
+    // parallel forward: the tolerance of the decoding test would catch a state that is lost.
     let device = device();
-    let kind = AttentionKind::mamba();
-    let mixer = RecurrentMixerConfig::new(8, 1, kind).init(&device).unwrap();
-    let x: Tensor<3> = DataRng::new(13).tensor([1, 6, 8], 1.0, &device);
+    let mixer = RecurrentMixerConfig::new(8, 1, AttentionKind::mamba())
+        .init(&device)
+        .unwrap();
+    let x: Tensor<3> = DataRng::new(13).tensor([2, 6, 8], 2.0, &device);
     let parallel = mixer.forward(x.clone());
-    let last = |t: Tensor<3>| t.slice_dim(1, 5..6);
-    let mut fresh = mixer.new_state(1, &device);
-    let forgetful = mixer
-        .forward_step(last(x), &mut fresh)
-        .expect("matching state");
-    assert!(max_abs_diff(forgetful, last(parallel)) > 100.0 * TOL);
+    let forgetful: Vec<Tensor<3>> = (0..6)
+        .map(|t| {
+            let mut fresh = mixer.new_state(2, &device);
+            mixer
+                .forward_step(x.clone().slice_dim(1, t..t + 1), &mut fresh)
+                .expect("matching state")
+        })
+        .collect();
+    let diff = max_abs_diff(Tensor::cat(forgetful, 1), parallel);
+    assert!(diff > 100.0 * TOL, "max abs diff {diff:e}");
 }
 
 // ---------------------------------------------------------------------------------------------
