@@ -118,7 +118,7 @@ fn default_eps() -> f64 {
 }
 
 fn default_recurrent_chunk_size() -> usize {
-    16
+    8
 }
 
 fn default_mamba_state() -> usize {
