@@ -611,7 +611,7 @@ fn recurrent_kinds_round_trip_through_config_files() {
     assert_eq!(
         kind,
         AttentionKind::DeltaNet {
-            chunk_size: 16,
+            chunk_size: 8,
             negative_eigenvalues: true
         }
     );
