@@ -374,14 +374,18 @@ impl MinDimFigure<'_> {
         axes
     }
 
-    /// The point the √L reference passes through: the standard model's first solved point,
-    /// else the median solved point of all curves.
+    /// The point the √L reference passes through: the standard model's first solved point (a
+    /// solid curve's before a faded one's), else the median solved point of all curves.
     fn sqrt_anchor(&self) -> Option<(f64, f64)> {
-        let standard = self
+        // Solid curves first: a faded standard model (the paper's run beside a modern figure)
+        // anchors only where no solid one does.
+        let mut standards: Vec<&MinDimCurve> = self
             .curves
             .iter()
-            .filter(|c| c.model == ModelChoice::Standard && !c.faded)
-            .find_map(|c| c.means().first().copied());
+            .filter(|c| c.model == ModelChoice::Standard)
+            .collect();
+        standards.sort_by_key(|c| c.faded);
+        let standard = standards.iter().find_map(|c| c.means().first().copied());
         standard.or_else(|| {
             let mut all: Vec<(f64, f64)> = self.curves.iter().flat_map(|c| c.means()).collect();
             all.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -624,24 +628,52 @@ fn length_axis() -> String {
     format!("problem size L: {}", length_meaning())
 }
 
+/// The curves of [`min_dim_curve`] and the experiments they come from: every model of
+/// `experiment` on `family`, and for the modern experiment the paper's models on the same
+/// problems first, faded.
+fn min_dim_curves(
+    analysis: &Analysis,
+    experiment: Experiment,
+    family: &str,
+) -> (Vec<MinDimCurve>, Vec<Experiment>) {
+    let points = analysis.points(experiment, family);
+    let curve_over = |points: &[Point], model: ModelChoice, label: String, faded: bool| {
+        let at_length = points.iter().map(|p| (p.length as f64, p));
+        MinDimCurve::of(analysis, model, at_length, label, faded)
+    };
+    let mut curves: Vec<MinDimCurve> = Vec::new();
+    let mut experiments = vec![experiment];
+    if experiment == Experiment::Modern {
+        let counterparts: Vec<Point> = points.iter().map(Point::paper_counterpart).collect();
+        experiments.extend(counterparts.first().map(|p| p.experiment));
+        curves.extend(
+            analysis
+                .models()
+                .into_iter()
+                .map(|m| curve_over(&counterparts, m, format!("{} (paper's)", m.name()), true)),
+        );
+    }
+    curves.extend(
+        analysis
+            .models()
+            .into_iter()
+            .map(|m| curve_over(&points, m, m.name(), false)),
+    );
+    curves.retain(|c| !c.solved.is_empty() || !c.unsolved.is_empty());
+    (curves, experiments)
+}
+
 /// Minimal dimension against L for each model, on log-log axes, with a √L reference through
-/// the standard model's first point.
+/// the standard model's first point (beside the modern models: the paper's models, faded).
 pub fn min_dim_curve(
     analysis: &Analysis,
     experiment: Experiment,
     family: &str,
     stem: &Path,
 ) -> Result<Vec<PathBuf>, AnalysisError> {
-    let points = analysis.points(experiment, family);
-    let curves = analysis
-        .models()
-        .into_iter()
-        .map(|m| {
-            let at_length = points.iter().map(|p| (p.length as f64, p));
-            MinDimCurve::of(analysis, m, at_length, m.name(), false)
-        })
-        .collect();
-    let (bottom, top) = trained_extent(analysis, &[(experiment, family)]);
+    let (curves, families) = min_dim_curves(analysis, experiment, family);
+    let families: Vec<(Experiment, &str)> = families.iter().map(|&e| (e, family)).collect();
+    let (bottom, top) = trained_extent(analysis, &families);
     MinDimFigure {
         title: format!("{family}: minimal dimension reaching the threshold"),
         x_desc: &length_axis(),
@@ -1023,6 +1055,45 @@ mod tests {
             (swept[1] - (axes.x.0 * axes.x.1).sqrt()).abs() < 1e-9,
             "evenly spread on the log scale: {swept:?}"
         );
+    }
+
+    #[test]
+    fn modern_figures_draw_the_paper_models_faded_behind() {
+        use crate::profile::ModelChoice::{Gla, Mamba};
+        let modern = |n, model, d| {
+            solved(&lis(n), model, d, 1.0)
+                .experiment(Experiment::Modern)
+                .record()
+        };
+        let records = vec![
+            solved(&lis(8), Standard, 16, 1.0).record(),
+            solved(&lis(16), Standard, 16, 1.0).record(),
+            solved(&lis(8), Sparse, 32, 1.0).record(),
+            modern(8, Gla, 32),
+            modern(16, Gla, 64),
+            modern(8, Mamba, 16),
+        ];
+        let analysis = analyse(records.clone());
+        let (curves, experiments) = min_dim_curves(&analysis, Experiment::Modern, "lis");
+        let labels: Vec<(&str, bool)> =
+            curves.iter().map(|c| (c.label.as_str(), c.faded)).collect();
+        assert_eq!(
+            labels,
+            [
+                ("standard (paper's)", true),
+                ("sparse (paper's)", true),
+                ("gla", false),
+                ("mamba", false),
+            ]
+        );
+        assert_eq!(experiments, [Experiment::Modern, Experiment::General]);
+        // General figures are unchanged: no modern curve there.
+        let (general, _) = min_dim_curves(&analysis, Experiment::General, "lis");
+        assert!(general
+            .iter()
+            .all(|c| !c.faded && c.model.family() != Gla.family()));
+        // Heatmap, curve and ratios of both experiments' families.
+        assert_eq!(draws_every_figure(records), 2 * 3 * 2);
     }
 
     #[test]

@@ -399,11 +399,15 @@ fn min_dim_table(
 /// The exponent of each model's minimal-dimension growth with L, beside the standard model's
 /// and √L's.
 fn growth_section(md: &mut String, analysis: &Analysis, experiment: Experiment) {
-    let rows: Vec<Growth> = analysis
-        .growth()
-        .into_iter()
-        .filter(|g| g.experiment == experiment)
-        .collect();
+    let all = analysis.growth();
+    let rows: Vec<&Growth> = all.iter().filter(|g| g.experiment == experiment).collect();
+    // The standard model's slope on the same family: a modern model's is the paper's run's.
+    let standard_slope = |family: &str| {
+        all.iter()
+            .filter(|s| s.family == family && s.model == ModelChoice::Standard)
+            .find(|s| s.experiment == experiment || experiment == Experiment::Modern)
+            .and_then(|s| s.slope)
+    };
     writeln!(
         md,
         "### Growth of the minimal dimension\n\n\
@@ -417,10 +421,7 @@ fn growth_section(md: &mut String, analysis: &Analysis, experiment: Experiment) 
     )
     .unwrap();
     for g in &rows {
-        let standard = rows
-            .iter()
-            .find(|s| s.family == g.family && s.model == ModelChoice::Standard)
-            .and_then(|s| s.slope);
+        let standard = standard_slope(&g.family);
         writeln!(
             md,
             "| {} | {} | {} | {} | {} | 0.5 |",

@@ -212,6 +212,32 @@ mod tests {
         assert!(parse("--model sliding").is_err(), "sliding needs a window");
         assert!(parse("--data d --train-examples 5").is_err());
         assert!(parse("--model softmax").is_err(), "one spelling per model");
+        let err = parse("--model gla --negative-eigenvalues true")
+            .unwrap()
+            .run_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--negative-eigenvalues"), "{err}");
+    }
+
+    #[test]
+    fn the_models_beyond_the_paper_are_chosen_by_name() {
+        let config = |flags: &str| parse(flags).unwrap().run_config().unwrap();
+        assert_eq!(config("--model gla").model.attention, AttentionKind::gla());
+        assert_eq!(
+            config("--model mamba").model.attention,
+            AttentionKind::mamba()
+        );
+        let mut negative = AttentionKind::delta_net();
+        if let AttentionKind::DeltaNet {
+            negative_eigenvalues,
+            ..
+        } = &mut negative
+        {
+            *negative_eigenvalues = true;
+        }
+        let deltanet = config("--model deltanet --negative-eigenvalues true");
+        assert_eq!(deltanet.model.attention, negative);
+        assert_ne!(negative, AttentionKind::delta_net());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use dpcot_train::{
     TrainError, TrainOptions,
 };
 
-fn config() -> RunConfig {
+fn config(attention: AttentionKind) -> RunConfig {
     let task = TaskSpec::Lis {
         length: 4,
         range: 16,
@@ -21,12 +21,7 @@ fn config() -> RunConfig {
         inline_inputs: false,
     };
     let built = task.build().unwrap();
-    let mut model = ModelConfig::new(
-        built.vocab().len(),
-        built.max_len(),
-        32,
-        AttentionKind::Softmax,
-    );
+    let mut model = ModelConfig::new(built.vocab().len(), built.max_len(), 32, attention);
     model.n_layers = 2;
     // Dropout on, so that its masks must be reproduced too.
     model.dropout = 0.1;
@@ -98,7 +93,15 @@ fn losses(dir: &Path) -> Vec<(usize, f64)> {
 
 #[test]
 fn resuming_after_an_interruption_gives_the_uninterrupted_run() {
-    let config = config();
+    // One after the other in one test: the recurrent mixers' checkpoints (Mamba: parameters
+    // outside any Linear, a random bias at initialisation) must resume as exactly.
+    for attention in [AttentionKind::Softmax, AttentionKind::mamba()] {
+        resume_matches(attention);
+    }
+}
+
+fn resume_matches(attention: AttentionKind) {
+    let config = config(attention);
     let whole = tempfile::tempdir().unwrap();
     let reference = train(&RunDir::new(whole.path()), &config, &options()).unwrap();
 

@@ -107,6 +107,19 @@ fn a_tiny_linear_model_learns_lis() {
 }
 
 #[test]
+fn tiny_recurrent_models_learn_lis() {
+    // The models beyond the paper, through the same training loop, checkpoints and decoding.
+    for attention in [
+        AttentionKind::gla(),
+        AttentionKind::delta_net(),
+        AttentionKind::mamba(),
+    ] {
+        let _serial = one_at_a_time();
+        learns(attention, 2);
+    }
+}
+
+#[test]
 fn a_tiny_sparse_model_learns_lis() {
     let _serial = one_at_a_time();
     // Block size ⌈√12⌉ = 4: a query sees its own block and one summary position per earlier
