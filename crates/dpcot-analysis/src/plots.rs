@@ -693,20 +693,28 @@ pub fn compute_ratios(
     experiment: Experiment,
     stem: &Path,
 ) -> Result<Vec<PathBuf>, AnalysisError> {
-    type Line = (String, RGBColor, bool, Vec<(f64, f64)>);
+    /// One model on one task family: FLOPs (solid) or decode time (faded) per token.
+    struct Line {
+        model: ModelChoice,
+        family: usize,
+        time: bool,
+        points: Vec<(f64, f64)>,
+    }
+    let families: Vec<String> = analysis
+        .families()
+        .into_iter()
+        .filter(|(e, _)| *e == experiment)
+        .map(|(_, family)| family)
+        .collect();
     let mut lines: Vec<Line> = Vec::new();
     for model in analysis
         .models()
         .into_iter()
         .filter(|m| *m != ModelChoice::Standard)
     {
-        for (_, family) in analysis
-            .families()
-            .into_iter()
-            .filter(|(e, _)| *e == experiment)
-        {
+        for (family_index, family) in families.iter().enumerate() {
             let tasks: Vec<String> = analysis
-                .points(experiment, &family)
+                .points(experiment, family)
                 .into_iter()
                 .map(|p| p.task)
                 .collect();
@@ -728,17 +736,46 @@ pub fn compute_ratios(
             let flops = ratios(|c| c.decode_flops_per_token);
             if !flops.is_empty() {
                 let time = ratios(|c| c.decode_seconds_per_token);
-                let colour = model_colour(model);
-                let name = model.name();
-                lines.push((format!("{name} {family} FLOPs/token"), colour, false, flops));
-                lines.push((format!("{name} {family} time/token"), colour, true, time));
+                for (time, points) in [(false, flops), (true, time)] {
+                    lines.push(Line {
+                        model,
+                        family: family_index,
+                        time,
+                        points,
+                    });
+                }
             }
         }
     }
-    let xs: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.0)).collect();
-    let mut ys: Vec<f64> = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)).collect();
+    // Markers and legend for the families that have lines (the standard model's alone have none).
+    let mut used: Vec<usize> = lines.iter().map(|l| l.family).collect();
+    used.sort_unstable();
+    used.dedup();
+    for line in &mut lines {
+        line.family = used.partition_point(|&f| f < line.family);
+    }
+    let families: Vec<&String> = used.iter().map(|&f| &families[f]).collect();
+    // A compact legend: a colour per model, a line style per measure and, with more than one
+    // task family, a marker per family; the y axis leaves room above the data for it.
+    let mut models: Vec<ModelChoice> = lines.iter().map(|l| l.model).collect();
+    models.dedup();
+    let drawn_families = if families.len() > 1 {
+        families.len()
+    } else {
+        0
+    };
+    let entries = models.len() + 2 + drawn_families;
+    let xs: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .collect();
+    let mut ys: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .collect();
     ys.extend([0.5, 2.0]);
-    let axes = Axes::fitting(&xs, &ys, true);
+    let mut axes = Axes::fitting(&xs, &ys, true);
+    axes.y.1 = legend_headroom(axes.y, entries, RATIO_PLOT_HEIGHT);
     let title = format!("{experiment}: efficient / standard at equal accuracy");
     figure!(stem, (720, 440), |root| {
         let mut chart = chart(
@@ -753,34 +790,101 @@ pub fn compute_ratios(
             .draw_series(LineSeries::new(axes.all(&one), BLACK.mix(0.5)))
             .map_err(|e| e.to_string())?;
         let n = lines.len();
-        for (k, (label, colour, dashed, pts)) in lines.iter().enumerate() {
-            let style = if *dashed {
+        for (k, line) in lines.iter().enumerate() {
+            let colour = model_colour(line.model);
+            let style = if line.time {
                 colour.mix(0.5).stroke_width(2)
             } else {
                 colour.stroke_width(2)
             };
             let nudge = axes.nudge(k, n);
             let shifted: Vec<(f64, f64)> = axes
-                .all(pts)
+                .all(&line.points)
                 .into_iter()
                 .map(|(x, y)| (x + nudge, y))
                 .collect();
             chart
                 .draw_series(LineSeries::new(shifted.clone(), style))
-                .map_err(|e| e.to_string())?
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
-            chart
-                .draw_series(
-                    shifted
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, style.filled())),
-                )
                 .map_err(|e| e.to_string())?;
+            family_markers(&mut chart, line.family, &shifted, style.filled())?;
+        }
+        // Legend entries: series without points.
+        let nothing = Vec::<(f64, f64)>::new;
+        for &model in &models {
+            let style = model_colour(model).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(nothing(), style))
+                .map_err(|e| e.to_string())?
+                .label(model.name())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+        }
+        let measures = [
+            ("FLOPs per token", BLACK.stroke_width(2)),
+            ("decode time per token", BLACK.mix(0.4).stroke_width(2)),
+        ];
+        for (label, style) in measures {
+            chart
+                .draw_series(LineSeries::new(nothing(), style))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+        }
+        for (k, family) in families.iter().enumerate().take(drawn_families) {
+            let style = BLACK.filled();
+            let series = chart
+                .draw_series(LineSeries::new(nothing(), style))
+                .map_err(|e| e.to_string())?
+                .label(family.as_str());
+            match k % 3 {
+                0 => series.legend(move |(x, y)| Circle::new((x + 8, y), 3, style)),
+                1 => series.legend(move |(x, y)| TriangleMarker::new((x + 8, y), 4, style)),
+                _ => series
+                    .legend(move |(x, y)| Rectangle::new([(x + 5, y - 3), (x + 11, y + 3)], style)),
+            };
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })
+}
+
+/// The plotting area's height in pixels of the compute-ratio figure (440 px less its caption,
+/// label area and margins), against which [`legend_headroom`] sizes the legend.
+const RATIO_PLOT_HEIGHT: f64 = 360.0;
+
+/// The top of a log₂ y range `(lo, hi)` raised so that a legend of `entries` lines in the
+/// upper corner of a plot `plot_height` pixels high sits above the data (at most doubling the
+/// range's span, so the data keep at least half of the height).
+fn legend_headroom((lo, hi): (f64, f64), entries: usize, plot_height: f64) -> f64 {
+    const LINE: f64 = 17.0;
+    let share = ((entries as f64 * LINE + 12.0) / plot_height).min(0.5);
+    let (lo, hi) = (lo.log2(), hi.log2());
+    (lo + (hi - lo) / (1.0 - share)).exp2()
+}
+
+/// Points of task family `k` (among an experiment's families) as a circle, a triangle or a
+/// square, so that two families' lines of one model stay told apart.
+fn family_markers<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    k: usize,
+    points: &[(f64, f64)],
+    style: ShapeStyle,
+) -> Result<(), String> {
+    let result = match k % 3 {
+        0 => chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, style)))
+            .map(|_| ()),
+        1 => chart
+            .draw_series(points.iter().map(|&p| TriangleMarker::new(p, 4, style)))
+            .map(|_| ()),
+        _ => chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| EmptyElement::at(p) + Rectangle::new([(-3, -3), (3, 3)], style)),
+            )
+            .map(|_| ()),
+    };
+    result.map_err(|e| e.to_string())
 }
 
 /// The locality experiment's central figure: for each model, the minimal dimension against L on
@@ -1015,6 +1119,17 @@ mod tests {
     #[test]
     fn nothing_to_draw_is_not_an_error() {
         assert_eq!(draws_every_figure(Vec::new()), 0);
+    }
+
+    #[test]
+    fn the_legend_gets_room_above_the_data_but_the_data_keep_half_the_height() {
+        let log_share = |top: f64| (4.0f64.log2() - 0.5f64.log2()) / (top.log2() - 0.5f64.log2());
+        // 7 entries, 131 px of a 360 px plot: the data keep the lower 64 %.
+        let top = legend_headroom((0.5, 4.0), 7, 360.0);
+        assert!(top > 4.0);
+        assert!((log_share(top) - (1.0 - 131.0 / 360.0)).abs() < 1e-9);
+        // However many entries, the data keep half.
+        assert!((log_share(legend_headroom((0.5, 4.0), 40, 360.0)) - 0.5).abs() < 1e-9);
     }
 
     #[test]
