@@ -1,5 +1,7 @@
 //! Shared test helpers: deterministic data, comparisons, kernels under test.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use dpcot_attention::burn::tensor::{Device, Tensor, TensorData};
 use dpcot_attention::{
     AttentionKernel, LinearParams, SlidingWindowParams, SparseParams, SparsePattern,
@@ -14,6 +16,17 @@ pub const TOL: f32 = 1e-4;
 /// flex, ndarray. `backend::the_device_under_test_is_the_one_burn_device_names` checks it.
 pub fn device() -> Device {
     Device::default()
+}
+
+/// Serialises the tests that use burn's random number generator. It is one per process on
+/// burn-ndarray and wgpu (a device's seed is global), and a test that seeds it and then expects
+/// particular draws (the dropout tests, where every backend but flex falls back to burn's
+/// dropout) fails if another test draws in between, e.g. to initialise a module. So every test
+/// that seeds or draws from it holds this guard for its whole body (a test, or the one helper of
+/// it that does; never both, since the lock is not reentrant).
+pub fn burn_rng() -> MutexGuard<'static, ()> {
+    static RNG: Mutex<()> = Mutex::new(());
+    RNG.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// splitmix64: deterministic, dependency-free test data.

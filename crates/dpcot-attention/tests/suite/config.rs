@@ -1,6 +1,6 @@
 //! Configuration: serde format, defaults and validation errors.
 
-use crate::common::device;
+use crate::common::{burn_rng, device};
 use dpcot_attention::{
     default_block_size, AttentionError, AttentionKernel, AttentionKind, CausalSelfAttentionConfig,
     SparsePattern,
@@ -24,6 +24,7 @@ fn layer(
 
 #[test]
 fn bad_configs_name_the_field() {
+    let _rng = burn_rng();
     let sparse = |block_size, summary_width, pattern| AttentionKind::Sparse {
         block_size,
         summary_width,

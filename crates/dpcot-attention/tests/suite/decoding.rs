@@ -37,6 +37,7 @@ fn check_decoding(
     capacity: usize,
     seed: u64,
 ) {
+    let _rng = burn_rng();
     let device = device();
     let d_model = heads * d_head;
     let attn = CausalSelfAttentionConfig::new(d_model, heads, capacity)
@@ -95,6 +96,7 @@ fn default_block_size_decoding() {
 
 #[test]
 fn cache_of_another_variant_is_rejected() {
+    let _rng = burn_rng();
     let device = device();
     let softmax = CausalSelfAttentionConfig::new(8, 2, 16)
         .init(&device)
@@ -121,6 +123,7 @@ fn cache_of_another_variant_is_rejected() {
 
 #[test]
 fn cache_of_the_same_variant_with_other_parameters_is_rejected() {
+    let _rng = burn_rng();
     let device = device();
     let window = |w| {
         CausalSelfAttentionConfig::new(8, 2, 16)
@@ -144,6 +147,7 @@ fn cache_of_the_same_variant_with_other_parameters_is_rejected() {
 
 #[test]
 fn wrong_step_shape_is_rejected() {
+    let _rng = burn_rng();
     let device = device();
     let attn = CausalSelfAttentionConfig::new(8, 2, 16)
         .init(&device)

@@ -16,6 +16,7 @@ fn one_hot_values(l: usize, device: &Device) -> Tensor<4> {
 }
 
 fn probabilities_with_dropout(kernel: AttentionKernel, p: f64, device: &Device) -> [Vec<f32>; 2] {
+    let _rng = burn_rng();
     let l = 12;
     let mut rng = DataRng::new(5);
     let q: Tensor<4> = rng.tensor([1, 1, l, l], 1.0, device);

@@ -18,6 +18,7 @@ fn softmax_closed_form() {
 
 #[test]
 fn layer_adds_projections_and_heads() {
+    let _rng = burn_rng();
     let (d_model, heads, l) = (64usize, 4usize, 50usize);
     let projections = (2 * 64 * 192 + 192) + (2 * 64 * 64 + 64);
     assert_eq!(

@@ -73,6 +73,7 @@ proptest! {
 /// and reaches every parameter.
 #[test]
 fn layer_backward_reaches_parameters() {
+    let _rng = burn_rng();
     let device = device().autodiff();
     for kind in [
         AttentionKind::Softmax,

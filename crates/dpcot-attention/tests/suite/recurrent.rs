@@ -373,6 +373,7 @@ fn check_decoding(
     len: usize,
     seed: u64,
 ) {
+    let _rng = burn_rng();
     let device = device();
     let d_model = heads * d_head;
     let mixer = RecurrentMixerConfig::new(d_model, heads, kind.clone())
@@ -413,6 +414,7 @@ proptest! {
 
 #[test]
 fn mixers_have_gradients_for_every_parameter() {
+    let _rng = burn_rng();
     use dpcot_attention::burn::module::{Module, ModuleVisitor, Param};
     struct Missing<'a>(&'a dpcot_attention::burn::tensor::Gradients, Vec<String>);
     impl ModuleVisitor for Missing<'_> {
@@ -492,6 +494,7 @@ fn the_delta_rule_is_not_plain_linear_attention() {
 
 #[test]
 fn a_mamba_state_reset_between_tokens_is_caught() {
+    let _rng = burn_rng();
     // Decoding each token from a fresh state (no convolution window, no h) must not match the
     // parallel forward: the tolerance of the decoding test would catch a state that is lost.
     let device = device();
@@ -517,6 +520,7 @@ fn a_mamba_state_reset_between_tokens_is_caught() {
 
 #[test]
 fn bad_mixer_configs_are_errors() {
+    let _rng = burn_rng();
     let device = device();
     let invalid = |config: RecurrentMixerConfig, field: &str| match config.init(&device) {
         Err(AttentionError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
@@ -571,6 +575,7 @@ fn bad_mixer_configs_are_errors() {
 
 #[test]
 fn a_state_of_another_mixer_is_refused() {
+    let _rng = burn_rng();
     let device = device();
     let gla = RecurrentMixerConfig::new(8, 2, AttentionKind::gla())
         .init(&device)
@@ -620,6 +625,7 @@ fn recurrent_kinds_round_trip_through_config_files() {
 
 #[test]
 fn state_sizes_do_not_grow_and_flops_are_linear_in_length() {
+    let _rng = burn_rng();
     let device = device();
     for kind in [
         AttentionKind::gla(),
