@@ -249,8 +249,8 @@ proptest! {
 
 #[test]
 fn dropout_backward_uses_the_forward_mask_and_seeds_repeat_masks() {
-    let _rng = burn_rng();
     use dpcot_attention::burn::nn::DropoutConfig;
+    let _rng = burn_rng();
     let device = device().autodiff();
     let dropout = DropoutConfig::new(0.3).init();
     let x = DataRng::new(12)
@@ -339,10 +339,10 @@ fn causal_attention_agrees_at_model_shapes() {
 
 #[test]
 fn causal_attention_drops_what_dropout_of_the_probabilities_drops() {
-    let _rng = burn_rng();
     // The fused kernel's mask is the one `dropout` draws for the [batch, heads, L, L]
     // probabilities with the same key: seeded alike, the two forms agree, gradients included.
     use dpcot_attention::burn::nn::DropoutConfig;
+    let _rng = burn_rng();
     let dropout = DropoutConfig::new(0.25).init();
     let mut rng = DataRng::new(16);
     let (q, k, v) = qkv(&mut rng, 2, 3, 19, 8, &device());
@@ -475,11 +475,11 @@ fn sparse_attention_is_not_dense_attention() {
 
 #[test]
 fn sparse_attention_drops_what_the_composed_forms_dropouts_drop() {
-    let _rng = burn_rng();
     // The kernel's two masks are those the composed form's two dropout calls draw, in the same
     // order, for its local and summary probability tensors: seeded alike, the two agree,
     // gradients included.
     use dpcot_attention::burn::nn::DropoutConfig;
+    let _rng = burn_rng();
     let dropout = DropoutConfig::new(0.25).init();
     let mut rng = DataRng::new(30);
     let (q, k, v) = qkv(&mut rng, 2, 3, 19, 8, &device());
