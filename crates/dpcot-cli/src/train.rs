@@ -88,6 +88,9 @@ impl TrainArgs {
 
 pub fn run(args: TrainArgs, quiet: bool) -> Result<()> {
     let config = args.run_config()?;
+    // Refused before the run is announced: the announcement's parameter count assumes a valid
+    // model.
+    config.validate()?;
     let options = TrainOptions {
         backend: args.backend.backend()?,
         resume: if args.resume {

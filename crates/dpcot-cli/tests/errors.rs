@@ -139,3 +139,36 @@ fn a_table_row_that_expects_another_answer_fails() {
     assert_eq!(code_span("`x`"), Some("x"));
     assert_eq!(code_span("x"), None);
 }
+
+#[test]
+fn an_invalid_model_is_refused_before_the_run_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["standard", "gla", "mamba"] {
+        let args = [
+            "train",
+            "--task",
+            "lis",
+            "--size",
+            "3",
+            "--model",
+            model,
+            "--d-model",
+            "30",
+            "--n-heads",
+            "4",
+            "--steps",
+            "1",
+            "--out",
+            "run",
+        ];
+        let out = dpcot(&args, dir.path());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{model}: {stderr}");
+        assert!(
+            stderr.contains("`d_model` (30) must be divisible by n_heads (4)"),
+            "{model}: {stderr}"
+        );
+        assert!(!stderr.contains("parameters, on"), "{model}: {stderr}");
+        assert!(!dir.path().join("run").exists(), "{model}");
+    }
+}
