@@ -35,7 +35,8 @@ pub struct SweepOptions {
     pub full_grid: bool,
     /// Searches run at once (each run is a process of its own). Small models leave cores idle,
     /// so 2 on 2 cores nearly halves the time; concurrent runs share the CPU, which measured
-    /// times reflect (every model equally).
+    /// times reflect (every model equally). On the CPU each run's thread pool gets the cores
+    /// divided among the searches still running ([`worker_threads`]).
     pub jobs: usize,
     /// Only these experiments; when empty, the profile's `default_experiments`, or all.
     pub experiments: Vec<Experiment>,
@@ -183,7 +184,10 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
         })
         .sum();
     let bar = dpcot_train::progress::sweep(planned, options.quiet);
-    let counts = Counts::default();
+    let counts = Counts {
+        unfinished: AtomicUsize::new(mine.len()),
+        ..Counts::default()
+    };
     let started = Instant::now();
 
     // Searches are independent: `jobs` workers take them from one queue, each training its
@@ -199,7 +203,9 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
                 let Some(group) = queue.lock().expect("no panics hold the lock").pop_front() else {
                     return;
                 };
-                if let Err(e) = search(profile, group, options, &bar, &counts) {
+                let searched = search(profile, group, options, &bar, &counts);
+                counts.unfinished.fetch_sub(1, Ordering::Relaxed);
+                if let Err(e) = searched {
                     failure
                         .lock()
                         .expect("no panics hold the lock")
@@ -264,6 +270,18 @@ fn keep_profile(profile: &Profile, results: &Results) -> Result<(), AnalysisErro
 struct Counts {
     trained: AtomicUsize,
     reused: AtomicUsize,
+    /// Searches not finished yet, queued or running.
+    unfinished: AtomicUsize,
+}
+
+/// The size of a CPU run's thread pool when `unfinished` searches remain, `jobs` at a time, on
+/// `cores` cores: the cores shared among the runs that can be running at once. Two runs with a
+/// pool of 2 each on 2 cores train 7–10 % slower than with 1 each (docs/performance.md); the
+/// last search, once alone, gets every core. A run's numbers do not depend on its pool's size
+/// (the kernels split work by shape, not by thread), so this changes only the time.
+pub fn worker_threads(cores: usize, jobs: usize, unfinished: usize) -> usize {
+    let concurrent = jobs.min(unfinished).max(1);
+    (cores / concurrent).max(1)
 }
 
 /// One search group: the minimal dimension at every size, each size starting from the answer
@@ -366,6 +384,14 @@ fn ensure_run(
         let job_path = results.job(&id);
         job.write(&job_path)?;
         let mut command = options.worker.command(&job_path);
+        // The pool's size is the user's if they set it.
+        let cpu = matches!(options.backend, Backend::Flex | Backend::Ndarray);
+        if cpu && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let unfinished = counts.unfinished.load(Ordering::Relaxed);
+            let threads = worker_threads(cores, options.jobs, unfinished);
+            command.env("RAYON_NUM_THREADS", threads.to_string());
+        }
         let status = command
             .stdin(Stdio::null())
             .stdout(log)
@@ -481,6 +507,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!((found, probes), (None, vec![4]));
+    }
+
+    #[test]
+    fn the_cores_are_shared_among_the_searches_that_can_run_at_once() {
+        // Two searches at a time on 2 cores: one thread each while both run.
+        assert_eq!(worker_threads(2, 2, 9), 1);
+        assert_eq!(worker_threads(2, 2, 2), 1);
+        // The last search alone gets both cores.
+        assert_eq!(worker_threads(2, 2, 1), 2);
+        assert_eq!(worker_threads(2, 1, 9), 2);
+        // More jobs than cores, or a count of zero, still leaves every run a thread.
+        assert_eq!(worker_threads(2, 4, 4), 1);
+        assert_eq!(worker_threads(8, 3, 5), 2);
+        assert_eq!(worker_threads(4, 0, 0), 4);
     }
 
     #[test]
