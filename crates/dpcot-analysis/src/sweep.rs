@@ -190,9 +190,10 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
     };
     let started = Instant::now();
 
-    // Searches are independent: `jobs` workers take them from one queue, each training its
-    // runs in child processes. The first error stops every worker from starting new searches.
-    let queue = Mutex::new(mine.into_iter().collect::<VecDeque<_>>());
+    // Searches are independent: `jobs` workers take them from one queue, costliest first, each
+    // training its runs in child processes. The first error stops every worker from starting
+    // new searches.
+    let queue = Mutex::new(VecDeque::from(costliest_first(profile, mine)));
     let failure: Mutex<Option<AnalysisError>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1) {
@@ -233,6 +234,30 @@ pub fn run_sweep(profile: &Profile, options: &SweepOptions) -> Result<SweepOutco
         );
     }
     Ok(outcome)
+}
+
+/// `groups` in the order a sweep takes them: the costliest first (longest-processing-time
+/// first), so that the long searches of a profile do not start last and leave a core idle
+/// while they finish (in the quick profile ED's two searches, a third of the run time, ran
+/// last). A search's cost is estimated as its runs' step cap times the lengths of its
+/// problems; ties keep the profile's order. Shards are assigned before this, by position.
+fn costliest_first<'g, 'a>(
+    profile: &Profile,
+    mut groups: Vec<&'g SearchGroup<'a>>,
+) -> Vec<&'g SearchGroup<'a>> {
+    let cost = |group: &SearchGroup| -> usize {
+        let train = group.sweep.train.or(&profile.train).config();
+        let cap = train.max_steps.unwrap_or(train.steps).max(train.steps);
+        let lengths: usize = group
+            .chain
+            .iter()
+            .filter_map(|task| task.build().ok())
+            .map(|task| task.max_len())
+            .sum();
+        cap * lengths
+    };
+    groups.sort_by_key(|group| std::cmp::Reverse(cost(group)));
+    groups
 }
 
 /// Stores the profile with the results, or checks that it is the one stored there or extends it
@@ -507,6 +532,33 @@ mod tests {
         })
         .unwrap();
         assert_eq!((found, probes), (None, vec![4]));
+    }
+
+    #[test]
+    fn the_costliest_searches_are_taken_first() {
+        let profile = Profile::named_or_load("quick").unwrap();
+        let groups = search_groups(&profile, &[Experiment::General]).unwrap();
+        let order: Vec<&str> = costliest_first(&profile, groups.iter().collect())
+            .iter()
+            .map(|g| g.sweep.task.as_str())
+            .collect();
+        // Arithmetic and ED (long budgets, long problems) before LIS, each sweep's searches
+        // in the profile's order.
+        assert_eq!(order.len(), groups.len());
+        let lis = order.iter().position(|t| *t == "lis").unwrap();
+        assert!(order[..lis].contains(&"arithmetic") && order[..lis].contains(&"ed"));
+        assert!(order[lis..].iter().all(|t| *t == "lis"), "{order:?}");
+        let lis_models: Vec<ModelChoice> = costliest_first(&profile, groups.iter().collect())
+            .iter()
+            .filter(|g| g.sweep.task.as_str() == "lis")
+            .map(|g| g.model)
+            .collect();
+        let profile_order: Vec<ModelChoice> = groups
+            .iter()
+            .filter(|g| g.sweep.task.as_str() == "lis")
+            .map(|g| g.model)
+            .collect();
+        assert_eq!(lis_models, profile_order);
     }
 
     #[test]
