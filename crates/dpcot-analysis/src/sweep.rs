@@ -301,8 +301,9 @@ struct Counts {
 
 /// The size of a CPU run's thread pool when `unfinished` searches remain, `jobs` at a time, on
 /// `cores` cores: the cores shared among the runs that can be running at once. Two runs with a
-/// pool of 2 each on 2 cores train 7–10 % slower than with 1 each (docs/performance.md); the
-/// last search, once alone, gets every core. A run's numbers do not depend on its pool's size
+/// pool of 2 each on 2 cores trained 7–10 % slower than with 1 each, and the quick profile's
+/// LIS sweep took 1.56× the run time (docs/performance.md); the last search, once alone, gets
+/// every core. A run's numbers do not depend on its pool's size
 /// (the kernels split work by shape, not by thread), so this changes only the time.
 pub fn worker_threads(cores: usize, jobs: usize, unfinished: usize) -> usize {
     let concurrent = jobs.min(unfinished).max(1);
@@ -536,29 +537,55 @@ mod tests {
 
     #[test]
     fn the_costliest_searches_are_taken_first() {
-        let profile = Profile::named_or_load("quick").unwrap();
+        // Short LIS runs first in the profile, then ED with a long budget and longer problems,
+        // then arithmetic with the LIS budget: ED's searches must come first, and searches of
+        // equal cost keep the profile's order.
+        let profile: Profile = toml::from_str(
+            r#"
+            name = "order"
+            threshold = 0.9
+            seeds = [1, 2]
+            models = ["standard", "linear"]
+            [train]
+            steps = 100
+            [[sweeps]]
+            task = "lis"
+            sizes = [3]
+            dims = [16]
+            [[sweeps]]
+            task = "ed"
+            sizes = [1, 2]
+            dims = [16]
+            models = ["standard"]
+            train = { steps = 800, max_steps = 1000 }
+            [[sweeps]]
+            task = "arithmetic"
+            sizes = [2]
+            dims = [16]
+            models = ["standard"]
+            "#,
+        )
+        .unwrap();
         let groups = search_groups(&profile, &[Experiment::General]).unwrap();
-        let order: Vec<&str> = costliest_first(&profile, groups.iter().collect())
+        let order: Vec<(&str, String, u64)> = costliest_first(&profile, groups.iter().collect())
             .iter()
-            .map(|g| g.sweep.task.as_str())
+            .map(|g| (g.sweep.task.as_str(), g.model.name(), g.seed))
             .collect();
-        // Arithmetic and ED (long budgets, long problems) before LIS, each sweep's searches
-        // in the profile's order.
-        assert_eq!(order.len(), groups.len());
-        let lis = order.iter().position(|t| *t == "lis").unwrap();
-        assert!(order[..lis].contains(&"arithmetic") && order[..lis].contains(&"ed"));
-        assert!(order[lis..].iter().all(|t| *t == "lis"), "{order:?}");
-        let lis_models: Vec<ModelChoice> = costliest_first(&profile, groups.iter().collect())
-            .iter()
-            .filter(|g| g.sweep.task.as_str() == "lis")
-            .map(|g| g.model)
-            .collect();
-        let profile_order: Vec<ModelChoice> = groups
-            .iter()
-            .filter(|g| g.sweep.task.as_str() == "lis")
-            .map(|g| g.model)
-            .collect();
-        assert_eq!(lis_models, profile_order);
+        let order: Vec<(&str, &str, u64)> =
+            order.iter().map(|(t, m, s)| (*t, &m[..], *s)).collect();
+        assert_eq!(
+            order,
+            [
+                ("ed", "standard", 1),
+                ("ed", "standard", 2),
+                ("arithmetic", "standard", 1),
+                ("arithmetic", "standard", 2),
+                ("lis", "standard", 1),
+                ("lis", "standard", 2),
+                ("lis", "linear", 1),
+                ("lis", "linear", 2),
+            ]
+        );
     }
 
     #[test]
