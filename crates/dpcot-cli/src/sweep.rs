@@ -30,7 +30,8 @@ pub struct SweepArgs {
     #[arg(long)]
     full_grid: bool,
     /// Searches run at once, each run in a process of its own [default: the number of cores on
-    /// a CPU backend, 1 on a GPU].
+    /// a CPU backend, 1 on a GPU]. On the CPU each run's thread pool gets the cores divided
+    /// among the searches running at once, unless RAYON_NUM_THREADS is set.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: Option<u64>,
     /// Only this experiment; repeatable [default: the profile's default experiments, or all].
