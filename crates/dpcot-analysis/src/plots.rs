@@ -302,6 +302,9 @@ struct MinDimCurve {
     faded: bool,
     solved: Vec<(f64, Spread)>,
     unsolved: Vec<f64>,
+    /// The top of this curve's own grid, where it differs from the figure's: its unsolved
+    /// points say `> grid_top`.
+    grid_top: Option<f64>,
 }
 
 impl MinDimCurve {
@@ -320,6 +323,7 @@ impl MinDimCurve {
             faded,
             solved: Vec::new(),
             unsolved: Vec::new(),
+            grid_top: None,
         };
         for (x, point) in points {
             if let Some(spread) = analysis.min_dim(point, model) {
@@ -329,6 +333,12 @@ impl MinDimCurve {
             }
         }
         curve
+    }
+
+    /// With its unsolved points labelled `> top` (the largest dimension its own grid trained).
+    fn with_grid_top(mut self, top: f64) -> Self {
+        self.grid_top = Some(top);
+        self
     }
 
     fn means(&self) -> Vec<(f64, f64)> {
@@ -439,8 +449,8 @@ fn draw_sqrt_reference<'a, DB: DrawingBackend + 'a>(
 }
 
 /// One curve: line through the means, error bars over the seeds' range, the model's markers,
-/// and hollow markers with an up arrow and `> top` above the grid where it is unsolved; every
-/// x shifted by `nudge` chart units.
+/// and hollow markers with an up arrow above the grid where it is unsolved, labelled `> top`
+/// (or the curve's own grid top); every x shifted by `nudge` chart units.
 fn draw_min_dim_curve<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     axes: &Axes,
@@ -478,13 +488,14 @@ fn draw_min_dim_curve<'a, DB: DrawingBackend + 'a>(
         .map_err(|e| e.to_string())?;
     draw_markers(chart, curve.model, &means, colour)?;
     let font = (FONT, 11).into_font().color(&colour);
+    let label = format!("> {:.0}", curve.grid_top.unwrap_or(top));
     chart
         .draw_series(curve.unsolved.iter().map(|&x| {
             EmptyElement::at(shifted((x, top * UNSOLVED_LIFT)))
                 + Circle::new((0, 0), 6, colour.stroke_width(2))
                 + PathElement::new(vec![(0, -6), (0, -16)], colour.stroke_width(2))
                 + TriangleMarker::new((0, -18), 4, colour.filled())
-                + Text::new(format!("> {top:.0}"), (8, -4), font.clone())
+                + Text::new(label.clone(), (8, -4), font.clone())
         }))
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -913,25 +924,22 @@ pub fn local_vs_general(
         of(local_family, Experiment::Locality),
         of(base, Experiment::General),
     );
+    // The two tasks may have been searched over different grids: each curve's unsolved points
+    // name the top of its own.
+    let local_top = trained_extent(analysis, &[(Experiment::Locality, local_family)]).1;
+    let general_top = trained_extent(analysis, &[(Experiment::General, base)]).1;
     let mut curves = Vec::new();
     for model in analysis.models() {
         let name = model.name();
         let label = format!("{name} ({local_family})");
-        curves.push(MinDimCurve::of(
-            analysis,
-            model,
-            local.clone(),
-            label,
-            false,
-        ));
+        curves.push(
+            MinDimCurve::of(analysis, model, local.clone(), label, false).with_grid_top(local_top),
+        );
         let label = format!("{name} ({base})");
-        curves.push(MinDimCurve::of(
-            analysis,
-            model,
-            general.clone(),
-            label,
-            true,
-        ));
+        curves.push(
+            MinDimCurve::of(analysis, model, general.clone(), label, true)
+                .with_grid_top(general_top),
+        );
     }
     let (bottom, top) = trained_extent(
         analysis,
@@ -1114,6 +1122,35 @@ mod tests {
         ];
         // Three families' three figures, local against general, and against m at L = 19, 35.
         assert_eq!(draws_every_figure(records), 2 * (3 * 3 + 1 + 2));
+    }
+
+    #[test]
+    fn each_curve_names_the_top_of_its_own_grid() {
+        // The general task searched up to 48, the local one up to 64; the sparse model fails
+        // both at the top.
+        let local = |model, d, accuracy| {
+            run(&local_lis(8, 2), model, d)
+                .experiment(Experiment::Locality)
+                .headline(accuracy)
+                .record()
+        };
+        let mut records = vec![local(Standard, 64, 0.95), local(Sparse, 64, 0.5)];
+        records.extend(search(&lis(8), Standard, 1, &[(48, 0.95)]));
+        records.extend(search(&lis(8), Sparse, 1, &[(48, 0.5)]));
+        let analysis = analyse(records);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let files =
+            local_vs_general(&analysis, "lis-window2", &dir.path().join("local")).expect("drawn");
+        let svg = files
+            .iter()
+            .find(|f| f.extension().is_some_and(|e| e == "svg"))
+            .expect("an SVG");
+        let text = std::fs::read_to_string(svg).expect("readable");
+        let says = |label: &str| {
+            text.contains(&format!("&gt; {label}")) || text.contains(&format!("> {label}<"))
+        };
+        assert!(says("48"), "the general curve's failure is labelled > 48");
+        assert!(says("64"), "the local curve's failure is labelled > 64");
     }
 
     #[test]
