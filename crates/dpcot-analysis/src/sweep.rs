@@ -256,7 +256,7 @@ fn costliest_first<'g, 'a>(
             .sum();
         cap * lengths
     };
-    groups.sort_by_key(|group| std::cmp::Reverse(cost(group)));
+    groups.sort_by_cached_key(|group| std::cmp::Reverse(cost(group)));
     groups
 }
 
