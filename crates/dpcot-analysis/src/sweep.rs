@@ -48,11 +48,16 @@ impl SweepOptions {
     /// Searches at once when not given: small CPU runs use about one core each, so one per
     /// core; GPU runs share one device, so one at a time.
     pub fn default_jobs(backend: Backend) -> usize {
-        match backend {
-            Backend::Wgpu | Backend::Cuda => 1,
-            Backend::Flex | Backend::Ndarray => {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            }
+        cpu_cores(backend).unwrap_or(1)
+    }
+}
+
+/// The cores a run on `backend` computes with, or `None` for a GPU backend.
+fn cpu_cores(backend: Backend) -> Option<usize> {
+    match backend {
+        Backend::Wgpu | Backend::Cuda => None,
+        Backend::Flex | Backend::Ndarray => {
+            Some(std::thread::available_parallelism().map_or(1, |n| n.get()))
         }
     }
 }
@@ -303,8 +308,8 @@ struct Counts {
 /// `cores` cores: the cores shared among the runs that can be running at once. Two runs with a
 /// pool of 2 each on 2 cores trained 7–10 % slower than with 1 each, and the quick profile's
 /// LIS sweep took 1.56× the run time (docs/performance.md); the last search, once alone, gets
-/// every core. A run's numbers do not depend on its pool's size
-/// (the kernels split work by shape, not by thread), so this changes only the time.
+/// every core. A run's numbers do not depend on its pool's size (the kernels split work by
+/// shape, not by thread), so this changes only the time.
 pub fn worker_threads(cores: usize, jobs: usize, unfinished: usize) -> usize {
     let concurrent = jobs.min(unfinished).max(1);
     (cores / concurrent).max(1)
@@ -411,9 +416,8 @@ fn ensure_run(
         job.write(&job_path)?;
         let mut command = options.worker.command(&job_path);
         // The pool's size is the user's if they set it.
-        let cpu = matches!(options.backend, Backend::Flex | Backend::Ndarray);
-        if cpu && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cpu_cores(options.backend);
+        if let (Some(cores), None) = (cores, std::env::var_os("RAYON_NUM_THREADS")) {
             let unfinished = counts.unfinished.load(Ordering::Relaxed);
             let threads = worker_threads(cores, options.jobs, unfinished);
             command.env("RAYON_NUM_THREADS", threads.to_string());
