@@ -8,6 +8,7 @@ mod eval;
 mod generate;
 mod interop;
 mod report;
+mod runtime;
 mod show;
 mod sweep;
 mod train;
@@ -65,9 +66,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    runtime::keep_freed_memory();
     let cli = Cli::parse();
     let quiet = cli.quiet;
-    let outcome = match cli.command {
+    let outcome = runtime::on_pool(move || run(cli.command, quiet)).and_then(|outcome| outcome);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", args::error_chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
+    match command {
         Command::Generate(args) => generate::run(args, quiet),
         Command::Check(args) => check::run(args, quiet),
         Command::Show(args) => show::run(args),
@@ -79,12 +92,5 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Worker(args) => worker::run(args),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", args::error_chain(&err));
-            ExitCode::FAILURE
-        }
     }
 }
