@@ -12,7 +12,7 @@ use std::time::Instant;
 use burn::nn::{DropoutConfig, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use dpcot_model::dpcot_attention::{fused, AttentionKind};
+use dpcot_model::dpcot_attention::{fused, linear_rows, AttentionKind};
 use dpcot_model::generate::greedy_decode;
 use dpcot_model::{gelu_tanh, ModelConfig};
 use rand::{Rng, SeedableRng};
@@ -172,9 +172,10 @@ pub struct OpTiming {
 /// Times the operations a training step is made of, one by one, at `spec`'s shapes
 /// (`[batch, seq, d_model]` activations, `4·d_model` MLP width, `[batch, heads, seq, seq]`
 /// scores): the table that says where a gap to another framework lies. "fwd+bwd" is the
-/// operation, the sum of its output, and the backward pass to the input. Softmax, LayerNorm,
-/// GELU, the cross-entropy and dropout are the model's own ([`fused`]: the fused kernels on
-/// burn-flex unless [turned off](fused::set_enabled)).
+/// operation, the sum of its output, and the backward pass to the input and the weights. The
+/// linear layer, softmax, LayerNorm, GELU, the cross-entropy and dropout are the model's own
+/// ([`linear_rows`] and [`fused`]: the fused kernels on burn-flex unless
+/// [turned off](fused::set_enabled)).
 pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, TrainError> {
     spec.validate()?;
     let (b, l, d, h) = (
@@ -214,10 +215,10 @@ pub fn measure_ops(spec: &BenchSpec, device: &Device) -> Result<Vec<OpTiming>, T
         Ok(())
     };
     time("linear d→4d", &mut || {
-        let _ = linear.forward(x.clone());
+        let _ = linear_rows(&linear, x.clone());
     })?;
     time("linear d→4d fwd+bwd", &mut || {
-        let _ = linear_ad.forward(tracked(&x)).sum().backward();
+        let _ = linear_rows(&linear_ad, tracked(&x)).sum().backward();
     })?;
     time("matmul QKᵀ", &mut || {
         let _ = q.clone().matmul(q.clone().swap_dims(2, 3));
