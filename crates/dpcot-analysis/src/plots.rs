@@ -20,6 +20,9 @@ use crate::AnalysisError;
 
 const FONT: &str = "sans-serif";
 
+/// Opacity of a faded (reference) curve.
+const FADED: f64 = 0.35;
+
 /// Where an unsolved point is drawn: this factor above the largest trained dimension.
 const UNSOLVED_LIFT: f64 = 1.3;
 
@@ -223,7 +226,7 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     model: ModelChoice,
     points: &[(f64, f64)],
-    colour: RGBColor,
+    colour: RGBAColor,
 ) -> Result<(), String> {
     let result = match model {
         ModelChoice::Standard => chart
@@ -458,12 +461,13 @@ fn draw_min_dim_curve<'a, DB: DrawingBackend + 'a>(
     nudge: f64,
     top: f64,
 ) -> Result<(), String> {
-    let colour = model_colour(curve.model);
-    let style = if curve.faded {
-        colour.mix(0.35).stroke_width(2)
+    // A faded curve is faded throughout: line, error bars, markers and its unsolved points.
+    let colour = if curve.faded {
+        model_colour(curve.model).mix(FADED)
     } else {
-        colour.stroke_width(2)
+        model_colour(curve.model).to_rgba()
     };
+    let style = colour.stroke_width(2);
     let shifted = |p: (f64, f64)| {
         let (x, y) = axes.at(p);
         (x + nudge, y)
@@ -1151,6 +1155,16 @@ mod tests {
         };
         assert!(says("48"), "the general curve's failure is labelled > 48");
         assert!(says("64"), "the local curve's failure is labelled > 64");
+        // The general curve is the faded reference: its unsolved label is faded too.
+        let opacity_of = |label: &str| {
+            let at = text.find(&format!("&gt; {label}")).expect("the label");
+            let element = &text[text[..at].rfind("<text").expect("a text element")..at];
+            let start = element.find("opacity=\"").expect("an opacity") + "opacity=\"".len();
+            let value = &element[start..];
+            value[..value.find('"').expect("closed")].parse::<f64>().expect("a number")
+        };
+        assert!((opacity_of("48") - FADED).abs() < 1e-9, "faded like its curve");
+        assert_eq!(opacity_of("64"), 1.0);
     }
 
     #[test]
