@@ -562,7 +562,7 @@ pub fn heatmap(
     dims.extend_from_slice(grid);
     dims.sort_unstable();
     dims.dedup();
-    let models = analysis.models();
+    let models = analysis.models_on(experiment, family);
     let rows: Vec<(ModelChoice, &Point)> = models
         .iter()
         .flat_map(|&m| points.iter().map(move |p| (m, p)))
@@ -1161,9 +1161,14 @@ mod tests {
             let element = &text[text[..at].rfind("<text").expect("a text element")..at];
             let start = element.find("opacity=\"").expect("an opacity") + "opacity=\"".len();
             let value = &element[start..];
-            value[..value.find('"').expect("closed")].parse::<f64>().expect("a number")
+            value[..value.find('"').expect("closed")]
+                .parse::<f64>()
+                .expect("a number")
         };
-        assert!((opacity_of("48") - FADED).abs() < 1e-9, "faded like its curve");
+        assert!(
+            (opacity_of("48") - FADED).abs() < 1e-9,
+            "faded like its curve"
+        );
         assert_eq!(opacity_of("64"), 1.0);
     }
 

@@ -457,6 +457,21 @@ impl Analysis {
         models
     }
 
+    /// The models trained on some problem of a family, in order: a results directory with
+    /// several experiments holds models (the sliding windows, the modern ones) that another
+    /// experiment's figures have no row for.
+    pub fn models_on(&self, experiment: Experiment, family: &str) -> Vec<ModelChoice> {
+        let mut models: Vec<ModelChoice> = self
+            .accuracy
+            .keys()
+            .filter(|(p, _, _)| p.experiment == experiment && p.family == family)
+            .map(|(_, m, _)| *m)
+            .collect();
+        models.sort();
+        models.dedup();
+        models
+    }
+
     /// The dimensions trained for any point of a family, ascending.
     pub fn dims(&self, experiment: Experiment, family: &str) -> Vec<usize> {
         let mut dims: Vec<usize> = self
@@ -974,6 +989,12 @@ mod tests {
             "by length: {lengths:?}"
         );
         assert!(analysis.points(Experiment::Locality, "lis").is_empty());
+        assert_eq!(analysis.models_on(Experiment::General, "lis"), [Standard]);
+        assert_eq!(
+            analysis.models_on(Experiment::Locality, "lis-window2"),
+            [Sliding { window: 4 }]
+        );
+        assert!(analysis.models_on(Experiment::Locality, "lis").is_empty());
         assert_eq!(analysis.runs().count(), 3);
         assert!(analysis
             .runs()
