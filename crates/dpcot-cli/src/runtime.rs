@@ -1,12 +1,12 @@
 //! How the `dpcot` process runs its work: the allocator's settings and the thread pool that the
-//! commands run on (docs/performance.md, "The process: allocator and thread pool").
+//! commands run on (docs/performance.md, "The process runs its commands on the pool and keeps
+//! its memory").
 
 use anyhow::{Context, Result};
 
-/// mimalloc's `mi_option_purge_delay`: the position of `mi_option_purge_delay` in the
-/// `mi_option_t` enum of mimalloc.h, the same in its v2 and v3 (libmimalloc-sys names only some
-/// options). Its default in the mimalloc 3 that libmimalloc-sys builds is 1000 (ms), which a test
-/// checks.
+/// mimalloc's purge delay: the position of `mi_option_purge_delay` in the `mi_option_t` enum of
+/// mimalloc.h, the same in its v2 and v3 (libmimalloc-sys names only some options). Its default
+/// in the mimalloc 3 that libmimalloc-sys builds is 1000 (ms), which a test checks.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Stack of each thread of the pool: the main thread's usual 8 MiB, since the commands run there
@@ -18,9 +18,9 @@ const STACK_BYTES: usize = 8 << 20;
 /// mimalloc purges (decommits) memory that has stayed free for a while (1 s by default), and
 /// its pages then have to be faulted in again, 2 MiB huge page by huge page, each zeroed by the
 /// kernel. A training process frees and reallocates its activations every step, and purging
-/// cost it: 4494 page faults in 30 steps at d_model 64 / L 48 against 492 without purging, and
-/// about a fifth of the step's time on one thread. The process's peak memory does not change; it just keeps it. `MIMALLOC_PURGE_DELAY`,
-/// when set, is left to mimalloc.
+/// cost it 4000–8000 page faults in 30 steps at d_model 64 / L 48 (about 430 without purging)
+/// and about a tenth of its CPU time on one thread. The process's peak memory does not change;
+/// it keeps it. `MIMALLOC_PURGE_DELAY`, when set, is left to mimalloc.
 pub fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         never_purge();
