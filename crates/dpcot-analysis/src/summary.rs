@@ -439,14 +439,23 @@ impl Analysis {
     /// The points of a family, by length.
     pub fn points(&self, experiment: Experiment, family: &str) -> Vec<Point> {
         let mut points: Vec<Point> = self
-            .accuracy
-            .keys()
-            .filter(|(p, _, _)| p.experiment == experiment && p.family == family)
+            .family_keys(experiment, family)
             .map(|(p, _, _)| p.clone())
             .collect();
         points.sort_by_key(|p| p.length);
         points.dedup();
         points
+    }
+
+    /// The (point, model, dimension) keys of one experiment's family.
+    fn family_keys<'a>(
+        &'a self,
+        experiment: Experiment,
+        family: &'a str,
+    ) -> impl Iterator<Item = &'a (Point, ModelChoice, usize)> + 'a {
+        self.accuracy
+            .keys()
+            .filter(move |(p, _, _)| p.experiment == experiment && p.family == family)
     }
 
     /// The models present, in order.
@@ -462,9 +471,7 @@ impl Analysis {
     /// experiment's figures have no row for.
     pub fn models_on(&self, experiment: Experiment, family: &str) -> Vec<ModelChoice> {
         let mut models: Vec<ModelChoice> = self
-            .accuracy
-            .keys()
-            .filter(|(p, _, _)| p.experiment == experiment && p.family == family)
+            .family_keys(experiment, family)
             .map(|(_, m, _)| *m)
             .collect();
         models.sort();
@@ -475,9 +482,7 @@ impl Analysis {
     /// The dimensions trained for any point of a family, ascending.
     pub fn dims(&self, experiment: Experiment, family: &str) -> Vec<usize> {
         let mut dims: Vec<usize> = self
-            .accuracy
-            .keys()
-            .filter(|(p, _, _)| p.experiment == experiment && p.family == family)
+            .family_keys(experiment, family)
             .map(|(_, _, d)| *d)
             .collect();
         dims.sort_unstable();
