@@ -71,6 +71,17 @@ pub enum TaskError {
         attempts: usize,
     },
 
+    /// Held-out examples that take most of a task's draws, leaving little to train on.
+    #[error("the {held_out} distinct validation and test problems are {:.0} % of what {task} draws: training would see only the few problems left, so held-out accuracy would not measure generalisation; use a larger problem (size, number range, modulus) or fewer held-out examples", share * 100.0)]
+    HeldOutDominates {
+        /// The task's name.
+        task: String,
+        /// Distinct held-out examples.
+        held_out: usize,
+        /// The share of the task's draws that are held out.
+        share: f64,
+    },
+
     /// More examples asked for than memory can hold.
     #[error("cannot hold {count} {split} examples in memory: {reason}; ask for fewer (training runs draw fresh examples every step unless given a fixed training set)")]
     TooManyExamples {

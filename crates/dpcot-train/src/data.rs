@@ -117,6 +117,7 @@ pub fn load_data(config: &RunConfig, task: &Task) -> Result<RunData, TrainError>
                 &mut held_out,
                 "validation",
             )?;
+            held_out.check_room_to_train(&full_size)?;
             let sampler = Sampler::new(task.clone(), *mix_smaller)?;
             let train = match train {
                 Some(count) => {
@@ -187,6 +188,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn held_out_splits_that_take_most_of_the_problem_space_are_an_error() {
+        // LIS with n = 2 from [3, 23]: 441 problems, of which 200 + 200 would be held out.
+        let options = TaskOptions {
+            range: Some(24),
+            ..Default::default()
+        };
+        let task = TaskSpec::new(TaskKind::Lis, 2, &options).unwrap();
+        let built = task.build().unwrap();
+        let config = RunConfig {
+            model: ModelConfig::new(built.vocab().len(), built.max_len(), 8, Default::default()),
+            data: DataSource::Generated {
+                train: None,
+                validation: 200,
+                test: 200,
+                seed: 3,
+                mix_smaller: false,
+            },
+            task,
+            train: TrainConfig::new(10),
+        };
+        let err = load_data(&config, &built).unwrap_err().to_string();
+        assert!(
+            err.contains("lis-2") && err.contains("held-out accuracy would not measure"),
+            "{err}"
+        );
+        // The same task with small splits has room to train.
+        let mut small = config.clone();
+        small.data = DataSource::Generated {
+            train: None,
+            validation: 20,
+            test: 20,
+            seed: 3,
+            mix_smaller: false,
+        };
+        load_data(&small, &built).unwrap();
     }
 
     #[test]
