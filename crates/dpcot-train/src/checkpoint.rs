@@ -30,7 +30,7 @@ const MAGIC_V1: &[u8; 8] = b"DPCOTCK1";
 const PREAMBLE: usize = 8 + 8 + 4;
 
 /// How far a run has come; carried across resumes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Steps completed.
     pub step: usize,
@@ -73,7 +73,7 @@ pub struct CheckpointHeader {
 /// crash while saving leaves the previous checkpoint.
 pub fn save(
     path: &Path,
-    progress: Progress,
+    progress: &Progress,
     model: &Transformer,
     optimizer: &ModuleOptimizer,
 ) -> Result<(), TrainError> {
@@ -90,7 +90,7 @@ pub fn save(
         .into_bytes()
         .map_err(|e| record_error("optimizer state", e))?;
     let header = CheckpointHeader {
-        progress,
+        progress: progress.clone(),
         model: model.config().clone(),
         model_len: model_bytes.len() as u64,
         model_crc: crc32fast::hash(&model_bytes),

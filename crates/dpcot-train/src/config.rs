@@ -60,15 +60,17 @@ pub struct TrainConfig {
     /// all (see [`Self::extension`]). Default: `steps`, no continuation.
     #[serde(default)]
     pub max_steps: Option<usize>,
-    /// The plateau rule: validation accuracy has stalled when the last `plateau_patience`
-    /// evaluations all failed to beat the best accuracy before them by more than
-    /// `plateau_min_delta` [default: [`Self::DEFAULT_PLATEAU_PATIENCE`]]. Judged at the end of
-    /// each learning-rate cycle only (the budget, then each continuation): a run has
-    /// *plateaued* when it stalled through a whole continuation cycle, or at the end of its
-    /// budget with no continuation left ([`crate::train::decide`]).
+    /// The plateau window, in evaluations: validation accuracy has stalled when the
+    /// least-squares line through the last `plateau_patience` evaluations rises by no more
+    /// than `plateau_min_delta` across them ([`crate::plateau::Plateau`])
+    /// [default: [`Self::DEFAULT_PLATEAU_PATIENCE`]]. Also the length of a continuation.
+    /// Judged at the end of each learning-rate cycle only (the budget, then each
+    /// continuation): a run has *plateaued* when it stalled at the end of a continuation
+    /// cycle, or at the end of its budget with no continuation left
+    /// ([`crate::train::decide`]).
     #[serde(default = "default_plateau_patience")]
     pub plateau_patience: usize,
-    /// The smallest gain in validation accuracy that counts as improving
+    /// The smallest rise of the trend across the plateau window that counts as improving
     /// [default: [`Self::DEFAULT_PLATEAU_MIN_DELTA`]].
     #[serde(default = "default_plateau_min_delta")]
     pub plateau_min_delta: f64,
@@ -114,9 +116,11 @@ impl TrainConfig {
     pub const DEFAULT_LOG_EVERY: usize = 10;
     /// The seed when none is given.
     pub const DEFAULT_SEED: u64 = 1;
-    /// Evaluations without improvement that make a plateau, when not given.
-    pub const DEFAULT_PLATEAU_PATIENCE: usize = 4;
-    /// The smallest gain in validation accuracy that counts as improving, when not given.
+    /// The plateau window in evaluations, when not given: a trend through 8 accuracies on a
+    /// few hundred examples each is certain to a few points.
+    pub const DEFAULT_PLATEAU_PATIENCE: usize = 8;
+    /// The smallest rise of the trend across the plateau window that counts as improving,
+    /// when not given.
     pub const DEFAULT_PLATEAU_MIN_DELTA: f64 = 0.01;
 
     /// Defaults for a budget of `steps`.

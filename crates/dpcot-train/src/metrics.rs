@@ -115,8 +115,8 @@ pub enum RunEnding {
     /// An evaluation on the validation split reached the target accuracy.
     Passed,
     /// Validation accuracy stopped improving through a whole learning-rate cycle (rate
-    /// restart included): the last `plateau_patience` evaluations did not beat the best before
-    /// them by more than `plateau_min_delta` ([`crate::train::decide`]). Evidence of missing
+    /// restart included): the trend through the last `plateau_patience` evaluations rose by
+    /// no more than `plateau_min_delta` ([`crate::train::decide`]). Evidence of missing
     /// capacity (at this training recipe), not of a short budget.
     Plateaued,
     /// The step cap was reached while validation accuracy was still improving: the run says

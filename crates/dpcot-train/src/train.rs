@@ -284,21 +284,23 @@ fn save(
     optimizer: &ModuleOptimizer,
 ) -> Result<(), TrainError> {
     progress.metrics_lines = Some(metrics.lines());
-    checkpoint::save(&dir.checkpoint(), *progress, model, optimizer)
+    checkpoint::save(&dir.checkpoint(), progress, model, optimizer)
 }
 
 /// What an evaluation on the validation split at `progress.step` means for the run: records
 /// it for the plateau rule, then ends the run as soon as it passes, or, at the end of the
 /// run's horizon (one learning-rate cycle), decides between continuing and ending:
 ///
-/// - still improving (a gain within the last `plateau_patience` evaluations): continued by
+/// - still improving (the trend through the last `plateau_patience` evaluations rose by more
+///   than `plateau_min_delta`, [`crate::plateau::Plateau`]; or fewer evaluations than that
+///   so far): continued by
 ///   [`TrainConfig::extension`] steps, a fresh learning-rate cycle, up to the cap; at the cap
 ///   it is out of budget;
 /// - stalled at the end of the first cycle, whose rate had decayed to 0: continued once, since
 ///   the stall may be the schedule's rather than the model's; with no room left, plateaued;
-/// - stalled through a whole continuation cycle, rate restart included: plateaued.
+/// - stalled at the end of a continuation cycle, rate restart included: plateaued.
 pub fn decide(config: &TrainConfig, progress: &mut Progress, accuracy: f64) {
-    progress.plateau.record(accuracy, config.plateau_min_delta);
+    progress.plateau.record(progress.step, accuracy);
     if config.target_accuracy.is_some_and(|t| accuracy >= t) {
         progress.ending = Some(RunEnding::Passed);
         return;
@@ -306,7 +308,9 @@ pub fn decide(config: &TrainConfig, progress: &mut Progress, accuracy: f64) {
     if progress.step < progress.horizon {
         return;
     }
-    let stalled = progress.plateau.reached(config.plateau_patience);
+    let stalled = progress
+        .plateau
+        .stalled(config.plateau_patience, config.plateau_min_delta);
     let continued = progress.horizon > config.steps;
     let room = progress.horizon < config.step_cap();
     progress.ending = if stalled && (continued || !room) {
@@ -369,7 +373,7 @@ mod tests {
     fn config() -> TrainConfig {
         let mut config = TrainConfig::new(100).with_target_accuracy(Some(0.9));
         config.eval_every = Some(10);
-        config.plateau_patience = 2;
+        config.plateau_patience = 3;
         config.max_steps = Some(140);
         config
     }
@@ -396,23 +400,23 @@ mod tests {
 
     #[test]
     fn a_stall_at_the_end_of_the_decayed_first_cycle_earns_one_restart() {
-        let flat = [0.2; 12];
+        let flat = [0.2; 13];
         let p = run(&config(), &flat[..9]);
         assert_eq!(p.ending, None, "step 90 < the budget of 100");
         let p = run(&config(), &flat[..10]);
         assert_eq!(
             (p.ending, p.horizon),
-            (None, 120),
+            (None, 130),
             "the stall at 100 came at a decayed rate: one more cycle"
         );
         let p = run(&config(), &flat);
-        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 120));
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 130));
     }
 
     #[test]
     fn a_restart_that_brings_a_gain_keeps_the_run_going() {
         let mut accuracies = vec![0.2; 10];
-        accuracies.extend([0.3, 0.3]);
+        accuracies.extend([0.25, 0.3, 0.35]);
         let p = run(&config(), &accuracies);
         assert_eq!((p.ending, p.horizon), (None, 140));
     }
@@ -423,8 +427,8 @@ mod tests {
         let p = run(&config(), &rising[..10]);
         assert_eq!(p.ending, None);
         assert_eq!(
-            p.horizon, 120,
-            "extended by one plateau window (2 × 10 steps)"
+            p.horizon, 130,
+            "extended by one plateau window (3 × 10 steps)"
         );
         let p = run(&config(), &rising);
         assert_eq!(p.horizon, 140, "never past the cap");
@@ -434,9 +438,9 @@ mod tests {
     #[test]
     fn a_continued_run_that_stops_improving_plateaus() {
         let mut accuracies: Vec<f64> = (0..10).map(|i| 0.05 * i as f64).collect();
-        accuracies.extend([0.45, 0.45]);
+        accuracies.extend([0.45, 0.44, 0.45]);
         let p = run(&config(), &accuracies);
-        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 120));
+        assert_eq!((p.ending, p.step), (Some(RunEnding::Plateaued), 130));
     }
 
     #[test]
